@@ -1,0 +1,174 @@
+"""The ``pyro-vae`` command: ``pyro-vae train ...`` (more subcommands register here).
+
+Bad input ends with one line on stderr (``pyro-vae: error: ...``) and exit status 2; a diverged
+run exits 3 and an interrupted one 130, each keeping its last checkpoint.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import pyro
+import torch
+
+from . import likelihoods, posteriors, priors, specs
+from .build import MODELS, build_data, build_elbo, build_model
+from .config import TrainConfig
+from .data import BINARIZE_MODES
+from .errors import UserError
+from .objectives import OBJECTIVES
+from .runs import RunDir
+from .train import TrainingDiverged, fit
+
+# Flags that may change when a run is resumed: they do not change the model being trained.
+RESUMABLE = {"epochs", "lr", "clip_norm", "quiet", "device", "threads", "data_dir"}
+
+
+def _sizes(text):
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive comma-separated sizes like 400 or 512,256, got {text!r}")
+    return sizes
+
+
+def add_train_parser(sub):
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model with SVI and write a run directory",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a VAE by stochastic variational inference.\n\nFamilies:\n"
+                       f"  --model      {specs.describe(MODELS)}\n"
+                       f"  --prior      {specs.describe(priors.REGISTRY)}\n"
+                       f"  --likelihood {specs.describe(likelihoods.REGISTRY)}\n"
+                       f"  --posterior  {specs.describe(posteriors.REGISTRY)}")
+    a = p.add_argument
+    a("--out", help="new run directory to create (default: runs/<timestamp>)")
+    a("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint, up to --epochs")
+    a("--dataset", help=f"mnist5k | digits | mnist | fashion-mnist | kmnist | npz:PATH (default {d.dataset})")
+    a("--data-dir", help="root folder of torchvision datasets: DIR/MNIST/raw/*-ubyte")
+    a("--download", action="store_true", default=None, help="let torchvision download missing files (online only)")
+    a("--binarize", choices=BINARIZE_MODES, help=f"binarisation of grey data (default {d.binarize})")
+    a("--model", help=f"{specs.usages(MODELS)} (default {d.model})")
+    a("--prior", help=f"{specs.usages(priors.REGISTRY)} (default {d.prior})")
+    a("--likelihood", help=f"{specs.usages(likelihoods.REGISTRY)} (default {d.likelihood})")
+    a("--posterior", help=f"{specs.usages(posteriors.REGISTRY)} (default {d.posterior})")
+    a("--elbo", help=f"{'|'.join(OBJECTIVES)} (default {d.elbo})")
+    a("--num-particles", type=int, help=f"vectorised ELBO samples per data point (default {d.num_particles})")
+    a("--latent-dim", type=int, help=f"latent dimension Z (default {d.latent_dim})")
+    a("--hidden", type=_sizes, help=f"hidden sizes, comma-separated (default {','.join(map(str, d.hidden))})")
+    a("--activation", help=f"relu | tanh | softplus | elu (default {d.activation})")
+    a("--epochs", type=int, help=f"total epochs; with --resume, train up to this many (default {d.epochs})")
+    a("--batch-size", type=int, help=f"minibatch size (default {d.batch_size})")
+    a("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
+    a("--clip-norm", type=float, help="clip the gradient's global norm (default off)")
+    a("--seed", type=int, help=f"random seed (default {d.seed})")
+    a("--device", choices=["cpu", "cuda"], help=f"(default {d.device})")
+    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    a("--quiet", action="store_true", help="print nothing but errors and the run directory")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def _given(args):
+    """Config fields given explicitly on the command line."""
+    names = TrainConfig.__dataclass_fields__
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def cmd_train(args):
+    given = _given(args)
+    if args.resume:
+        if args.out:
+            raise UserError("give either --out (a new run) or --resume DIR, not both")
+        run = RunDir(args.resume)
+        fixed = sorted(set(given) - RESUMABLE)
+        if fixed:
+            raise UserError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (it defines the model); "
+                            f"only {', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE))} can")
+        config = run.config()
+        for k, v in given.items():
+            setattr(config, k, v)
+        config.validate()
+        run.load_checkpoint()  # fail early, before any data loading, on a bad checkpoint
+    else:
+        config = TrainConfig(**given).validate()
+        run = RunDir(args.out or _default_out())
+    _set_threads(config.threads)
+    data = build_data(config)
+    pyro.set_rng_seed(config.seed)
+    vae = build_model(config, data)
+    elbo = build_elbo(config)
+    if not args.resume:
+        run.create(config)
+    else:  # epochs, lr, ... may have changed: record what this run now is
+        run.write_json("config.json", config.to_dict())
+    if not args.quiet:
+        print(f"training {config.model} on {data.name} ({data.num_train} train / {len(data.x_test)} test, "
+              f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}; run directory {run.path}")
+    try:
+        history = fit(vae, data, elbo, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                      betas=config.betas, clip_norm=config.clip_norm, seed=config.seed, run=run,
+                      resume=bool(args.resume), quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"pyro-vae: interrupted; the last finished epoch is saved in {run.path}: continue with "
+              f"pyro-vae train --resume {run.path}", file=sys.stderr)
+        return 130
+    summary = _summary(config, data, vae, history)
+    run.write_json("summary.json", summary)
+    if not args.quiet:
+        print(f"test ELBO {summary['test_elbo']:.3f} nats per image after {summary['epochs']} epochs "
+              f"({summary['seconds_per_epoch_median']:.2f} s/epoch)")
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def _summary(config, data, vae, history):
+    last = history[-1]
+    return {
+        "units": "nats per data point (higher ELBO is better)",
+        "dataset": data.name, "num_train": data.num_train, "num_test": len(data.x_test),
+        "epochs": int(last["epoch"]), "train_loss": last["train_loss"], "test_elbo": last["test_elbo"],
+        "test_reconstruction": last["test_reconstruction"], "test_kl": last["test_kl"],
+        "seconds_per_epoch_median": statistics.median(r["seconds"] for r in history),
+        "seconds_total": sum(r["seconds"] + r["eval_seconds"] for r in history),
+        "num_parameters": sum(p.numel() for p in vae.parameters()),
+        "config": config.to_dict(),
+    }
+
+
+def _default_out():
+    return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+
+
+def _set_threads(threads):
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingDiverged as e:
+        print(f"pyro-vae: error: {e}", file=sys.stderr)
+        return 3
+    except UserError as e:
+        print(f"pyro-vae: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,111 @@
+"""Latent-variable models as pairs of Pyro programs, ``model`` and ``guide``, that share site names.
+
+Sites: latent ``"z"``, observed ``"x"``, and the plate ``"data"`` over the minibatch (dim -1).
+"""
+
+import itertools
+
+import pyro
+import torch
+import torch.nn as nn
+
+from .likelihoods import Bernoulli
+from .posteriors import DiagonalNormal
+from .priors import StandardNormal
+
+_instance_ids = itertools.count()
+
+
+def data_plate(x, num_data=None):
+    """The ``"data"`` plate over the rows of ``x`` (dim -1).
+
+    With ``num_data`` (the full training-set size N) the minibatch of B rows is a subsample of the
+    plate, so every log-density inside is scaled by N / B and the minibatch ELBO is an unbiased
+    estimate of the full-data ELBO. Without it the scale is 1: per-data-point, unscaled terms.
+    """
+    batch = x.shape[0]
+    if num_data is None:
+        return pyro.plate("data", batch, dim=-1)
+    return pyro.plate("data", num_data, subsample=torch.arange(batch, device=x.device), dim=-1)
+
+
+class VAE(nn.Module):
+    """Variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014).
+
+    :param nn.Module encoder: ``x (B, D) -> (B, posterior.num_params(z_dim))``.
+    :param nn.Module decoder: ``z (..., B, Z) -> (..., B, likelihood.num_params(D))``.
+    :param prior: p(z), e.g. :class:`~pyro_vae.priors.StandardNormal`; defines ``z_dim``.
+    :param likelihood: p(x|z) family, e.g. :class:`~pyro_vae.likelihoods.Bernoulli`.
+    :param posterior: q(z|x) family, e.g. :class:`~pyro_vae.posteriors.DiagonalNormal`.
+
+    Parameters are registered with Pyro under a name unique to this instance, so several VAEs can
+    live in one param store and ``pyro.infer.SVI`` with ``pyro.optim`` trains the right tensors.
+    """
+
+    def __init__(self, encoder, decoder, prior=None, likelihood=None, posterior=None, z_dim=None):
+        super().__init__()
+        if prior is None:
+            if z_dim is None:
+                raise ValueError("VAE needs a prior or z_dim")
+            prior = StandardNormal(z_dim)
+        self.encoder, self.decoder = encoder, decoder
+        self.prior = prior
+        self.likelihood = likelihood if likelihood is not None else Bernoulli()
+        self.posterior = posterior if posterior is not None else DiagonalNormal()
+        self.pyro_name = f"vae{next(_instance_ids)}"
+        # Bind once: JIT ELBOs cache their compiled graph under id(model) and id(guide), and every
+        # attribute access would otherwise make a new bound method, so they recompiled every step.
+        self.model, self.guide = self.model, self.guide
+
+    @property
+    def z_dim(self):
+        return self.prior.z_dim
+
+    def _register(self, *parts):
+        for part in parts:
+            pyro.module(f"{self.pyro_name}.{part}", getattr(self, part))
+
+    def model(self, x, num_data=None):
+        """Generative story, for each data point n in the plate ``"data"``::
+
+            z_n ~ p(z)                                  "z": (B, Z)   [(P, B, Z) with P particles]
+            x_n ~ p(x | z_n) = likelihood(decoder(z_n))  "x": (B, D)   observed
+
+        :param x: ``(B, D)`` minibatch. :param num_data: full data-set size N (scales by N / B).
+        """
+        self._register("decoder", "prior", "likelihood")
+        with data_plate(x, num_data):
+            z = pyro.sample("z", self.prior())  # (B, Z)
+            out = self.decoder(z)  # (B, D_out)
+            pyro.sample("x", self.likelihood(out, event_dim=x.dim() - 1), obs=x)
+
+    def guide(self, x, num_data=None):
+        """Amortised posterior, for each data point n::
+
+            z_n ~ q(z | x_n) = posterior(encoder(x_n))   "z": (B, Z)
+        """
+        self._register("encoder", "posterior")
+        with data_plate(x, num_data):
+            pyro.sample("z", self.posterior(self.encoder(x)))  # (B, Z)
+
+    # --- deterministic helpers (no Pyro sites): codes, reconstructions, samples -------------------
+
+    @torch.no_grad()
+    def encode(self, x):
+        """Posterior mean E_q[z | x], ``(B, Z)``."""
+        return self.posterior.mean(self.encoder(x))
+
+    @torch.no_grad()
+    def decode(self, z):
+        """Mean of p(x | z), ``(..., D)``."""
+        return self.likelihood.mean(self.decoder(z))
+
+    @torch.no_grad()
+    def reconstruct(self, x):
+        """Mean of p(x | z = E_q[z | x]), ``(B, D)``."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def sample(self, num_samples):
+        """Means of p(x | z) for z ~ p(z), ``(num_samples, D)``."""
+        return self.decode(self.prior().sample((num_samples,)))
