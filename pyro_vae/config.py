@@ -28,7 +28,7 @@ class TrainConfig:
     # objective and optimiser
     elbo: str = "meanfield"  # trace | meanfield | jit-trace | jit-meanfield
     num_particles: int = 1  # vectorised samples of z per data point in the ELBO estimate
-    epochs: int = 20  # total passes over the training set (resume continues up to this)
+    epochs: int = 50  # total passes over the training set (resume continues up to this)
     batch_size: int = 128  # minibatch size B
     lr: float = 1e-3  # Adam learning rate
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # Adam betas

@@ -4,6 +4,7 @@ import math
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 from tqdm.auto import tqdm
@@ -73,13 +74,18 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         t0, losses = time.perf_counter(), []
         for xb in data.batches(batch_size, data_rng, drop_last=drop_last):
             optimizer.zero_grad(set_to_none=True)
-            loss = elbo.loss_and_grads(vae.model, vae.guide, xb.to(device), num_data=num_data) / num_data
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Encountered NaN")  # fit raises its own
+                    loss = elbo.loss_and_grads(vae.model, vae.guide, xb.to(device), num_data=num_data)
+                loss /= num_data
+            except ValueError as e:  # with validation on, NaN parameters fail distribution checks first
+                if "invalid values" not in str(e):
+                    raise
+                loss = float("nan")
             if not math.isfinite(loss):
                 bar.close()
-                where = f"the checkpoint of epoch {epoch - 1} in {run.path}" if run and epoch > 1 \
-                    else "no checkpoint yet"
-                raise TrainingDiverged(f"loss became {loss} at epoch {epoch}, step {len(losses) + 1}; "
-                                       f"kept {where}; resume with a lower --lr or with --clip-norm")
+                raise _diverged(loss, epoch, len(losses) + 1, run)
             if clip_norm:
                 torch.nn.utils.clip_grad_norm_(params, clip_norm)
             optimizer.step()
@@ -106,6 +112,12 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
             run.write_history(history)
     bar.close()
     return history
+
+
+def _diverged(loss, epoch, step, run):
+    where = f"the checkpoint of epoch {epoch - 1} in {run.path}" if run and epoch > 1 else "no checkpoint"
+    return TrainingDiverged(f"loss became {loss} at epoch {epoch}, step {step}; kept {where}; "
+                            "resume with a lower --lr or with --clip-norm")
 
 
 def _compile(vae, elbo, xb, num_data):
