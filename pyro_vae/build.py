@@ -1,5 +1,7 @@
 """Build data, model and objective from a :class:`~pyro_vae.config.TrainConfig`."""
 
+from dataclasses import dataclass
+
 import torch
 
 from . import likelihoods, posteriors, priors, specs
@@ -8,6 +10,7 @@ from .errors import UserError
 from .models import VAE
 from .nets import MLP
 from .objectives import make_elbo
+from .runs import RunDir
 
 
 def build_data(config):
@@ -54,3 +57,34 @@ def device(name):
             raise UserError("--device cuda but CUDA is not available here; use --device cpu")
         return torch.device("cuda")
     raise UserError(f"unknown --device {name!r}; choose cpu or cuda")
+
+
+@dataclass
+class LoadedRun:
+    """A trained run: its directory, config, data and model with the checkpoint's parameters."""
+
+    run: RunDir
+    config: object  # TrainConfig
+    data: object  # Dataset
+    model: torch.nn.Module
+    history: list  # per-epoch dicts, as in history.csv
+    epoch: int
+
+
+def load_run(path, device_name=None):
+    """Rebuild the model of the run directory ``path`` and load its last checkpoint (eval mode)."""
+    run = RunDir(path)
+    config = run.config()
+    if device_name is not None:
+        config.device = device_name
+    state = run.load_checkpoint(map_location=device(config.device))
+    data = build_data(config)
+    model = build_model(config, data)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as e:
+        raise UserError(f"{run.file('checkpoint.pt')} does not match {run.file('config.json')} "
+                        f"({str(e).splitlines()[0][:100]}); the run is corrupt") from None
+    model.eval()
+    return LoadedRun(run=run, config=config, data=data, model=model, history=list(state["history"]),
+                     epoch=int(state["epoch"]))

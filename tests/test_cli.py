@@ -99,3 +99,17 @@ def test_bad_input_exits_without_traceback(tmp_path):
                              "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_load_run_restores_the_trained_model(tmp_path):
+    from pyro_vae.build import load_run
+    from pyro_vae.train import evaluate_elbo
+
+    out = tmp_path / "run"
+    run_cli("train", *FAST, "--epochs", 2, "--out", out)
+    loaded = load_run(out)
+    assert loaded.epoch == 2 and loaded.config.latent_dim == 4 and loaded.data.name == "digits"
+    # same parameters: the test ELBO matches the one recorded in training (up to its sampling noise)
+    recorded = loaded.history[-1]["test_elbo"]
+    again = evaluate_elbo(loaded.model, loaded.data.x_test)["elbo"]
+    assert abs(again - recorded) < 0.02 * abs(recorded)
