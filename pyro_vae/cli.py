@@ -13,12 +13,11 @@ import time
 import pyro
 import torch
 
-from . import likelihoods, posteriors, priors, specs
+from . import likelihoods, objectives, posteriors, priors, specs
 from .build import MODELS, build_data, build_elbo, build_model
 from .config import TrainConfig
 from .data import BINARIZE_MODES
 from .errors import UserError
-from .objectives import OBJECTIVES
 from .runs import RunDir
 from .train import TrainingDiverged, fit
 
@@ -44,7 +43,8 @@ def add_train_parser(sub):
                        f"  --model      {specs.describe(MODELS)}\n"
                        f"  --prior      {specs.describe(priors.REGISTRY)}\n"
                        f"  --likelihood {specs.describe(likelihoods.REGISTRY)}\n"
-                       f"  --posterior  {specs.describe(posteriors.REGISTRY)}")
+                       f"  --posterior  {specs.describe(posteriors.REGISTRY)}\n"
+                       f"  --elbo       {specs.describe(objectives.REGISTRY)}")
     a = p.add_argument
     a("--out", help="new run directory to create (default: runs/<timestamp>)")
     a("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint, up to --epochs")
@@ -56,8 +56,14 @@ def add_train_parser(sub):
     a("--prior", help=f"{specs.usages(priors.REGISTRY)} (default {d.prior})")
     a("--likelihood", help=f"{specs.usages(likelihoods.REGISTRY)} (default {d.likelihood})")
     a("--posterior", help=f"{specs.usages(posteriors.REGISTRY)} (default {d.posterior})")
-    a("--elbo", help=f"{'|'.join(OBJECTIVES)} (default {d.elbo})")
+    a("--elbo", help=f"{specs.usages(objectives.REGISTRY)} (default {d.elbo})")
     a("--num-particles", type=int, help=f"vectorised ELBO samples per data point (default {d.num_particles})")
+    a("--beta", type=float, help=f"weight of the KL term in training, beta-VAE (default {d.beta:g})")
+    a("--kl-warmup", type=int, metavar="EPOCHS",
+      help="raise the KL weight linearly, beta * min(1, epoch / EPOCHS) (default 0: off)")
+    a("--sparsity", type=float, help=f"sparse-ae: lambda of the L1 code penalty (default {d.sparsity:g})")
+    a("--noise", help=f"denoising-ae: masking:NU | gaussian:SIGMA (default {d.noise})")
+    a("--contraction", type=float, help=f"contractive-ae: lambda of ||J_f(x)||_F^2 (default {d.contraction:g})")
     a("--latent-dim", type=int, help=f"latent dimension Z (default {d.latent_dim})")
     a("--hidden", type=_sizes, help=f"hidden sizes, comma-separated (default {','.join(map(str, d.hidden))})")
     a("--activation", help=f"relu | tanh | softplus | elu (default {d.activation})")
@@ -101,7 +107,7 @@ def cmd_train(args):
     data = build_data(config)
     pyro.set_rng_seed(config.seed)
     vae = build_model(config, data)
-    elbo = build_elbo(config)
+    elbo = build_elbo(config, vae)
     if not args.resume:
         run.create(config)
     else:  # epochs, lr, ... may have changed: record what this run now is
@@ -112,6 +118,7 @@ def cmd_train(args):
     try:
         history = fit(vae, data, elbo, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                       betas=config.betas, clip_norm=config.clip_norm, seed=config.seed, run=run,
+                      beta=config.beta, kl_warmup=config.kl_warmup,
                       resume=bool(args.resume), quiet=args.quiet)
     except KeyboardInterrupt:
         print(f"pyro-vae: interrupted; the last finished epoch is saved in {run.path}: continue with "
@@ -149,10 +156,119 @@ def _set_threads(threads):
         torch.set_num_threads(threads)
 
 
+def add_compare_kl_parser(sub):
+    p = sub.add_parser("compare-kl", help="sampled against analytic KL on a trained run: audit, KL check, variance",
+                       description="Compare Trace_ELBO (sampled KL) with TraceMeanField_ELBO (analytic KL where "
+                       "registered) on the run in DIR: which latent sites get an analytic KL, Monte-Carlo KL "
+                       "against it (z-scores), and the variance of the ELBO and of its gradient per parameter "
+                       "group on a fixed batch with paired draws. With --outcome-epochs it also trains the run's "
+                       "configuration with each objective over --seeds. Writes DIR/kl_comparison.json and figures.")
+    a = p.add_argument
+    a("dir", metavar="DIR", help="a run directory written by pyro-vae train")
+    a("--repeats", type=int, default=100, help="paired gradient estimates per objective and particle count (default 100)")
+    a("--num-particles", type=int, nargs="+", default=[1, 4], metavar="P",
+      help="particle counts of the variance measurement (default 1 4)")
+    a("--batch-size", type=int, default=128, help="rows of the fixed training batch (default 128)")
+    a("--kl-samples", type=int, default=100, help="Monte-Carlo draws per test point in the KL check (default 100)")
+    a("--kl-points", type=int, default=1000, help="test points in the KL check (default 1000)")
+    a("--outcome-epochs", type=int, help="also train each objective for N epochs per seed (default: no training)")
+    a("--seeds", type=int, nargs="+", metavar="S", help="seeds of the outcome training (default 0 1 2)")
+    a("--iwae-samples", type=int, default=100, help="K of the outcome's IWAE log-likelihood; 0 skips it (default 100)")
+    a("--seed", type=int, default=0, help="seed of the KL check and variance draws (default 0)")
+    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    a("--quiet", action="store_true", help="print only the path of the written file")
+    p.set_defaults(func=_cmd_compare_kl)
+    return p
+
+
+def _cmd_compare_kl(args):
+    from .compare_kl import run_command  # imports matplotlib: only when this command runs
+
+    return run_command(args)
+
+
+def add_evaluate_parser(sub):
+    p = sub.add_parser("evaluate", help="how tight is the ELBO: IWAE bounds, gap, PSIS k-hat; writes DIR/eval.json",
+                       description="Score the run in DIR on held-out data with S importance samples per image: "
+                       "ELBO (reconstruction, KL), the bound curve L_K for K in 1, 5, 50, 500, S from one set of "
+                       "draws, the gap L_S - ELBO, PSIS k-hat and ESS of the weights, the PSIS estimate, active "
+                       "units and a verdict on whether L_S can be read as log p(x). With --local-opt-images N it "
+                       "also splits the gap into approximation and amortization parts (Cremer et al. 2018). "
+                       "Writes DIR/eval.json (nats per image).")
+    a = p.add_argument
+    a("dir", metavar="DIR", help="a run directory written by pyro-vae train")
+    a("--split", default="test", help="test | valid | train (default test)")
+    a("--num-samples", type=int, default=5000, help="importance samples S per image (default 5000)")
+    a("--max-images", type=int, help="evaluate only the first N images of the split (default all)")
+    a("--local-opt-images", type=int, default=0,
+      help="optimise a per-image q* on the first N images for the gap decomposition (default 0: off)")
+    a("--local-opt-steps", type=int, help="Adam steps of that optimisation (default 500)")
+    a("--batch-size", type=int, default=100, help="images scored at once (default 100)")
+    a("--chunk-size", type=int, help="samples per network pass (default: about 8192 rows / batch size)")
+    a("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    a("--quiet", action="store_true", help="no table and no progress bar; print only the written file")
+    p.set_defaults(func=_cmd_evaluate)
+    return p
+
+
+def _cmd_evaluate(args):
+    """Write DIR/eval.json and print its table; see :mod:`pyro_vae.evaluate` for the quantities."""
+    from tqdm.auto import tqdm
+
+    from .bounds import default_chunk_size
+    from .build import load_run
+    from .evaluate import dataset_statistics, format_table, json_safe, split_rows, summarise
+    from .inference_gap import DEFAULT_STEPS, inference_gaps
+
+    for flag in ("num_samples", "max_images", "batch_size", "chunk_size", "threads", "local_opt_steps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    if args.local_opt_images < 0:
+        raise UserError(f"--local-opt-images must be 0 (off) or a positive integer, got {args.local_opt_images}")
+    _set_threads(args.threads)
+    loaded = load_run(args.dir)
+    x = split_rows(loaded.data, args.split)[: args.max_images]
+    if args.local_opt_images > len(x):
+        raise UserError(f"--local-opt-images {args.local_opt_images} exceeds the {len(x)} images evaluated; "
+                        "lower it or raise --max-images")
+    vae, steps = loaded.model, args.local_opt_steps or DEFAULT_STEPS
+    x = x.to(next(vae.parameters()).device)
+    bar = tqdm(total=len(x), unit="img", dynamic_ncols=True, disable=args.quiet or not sys.stderr.isatty())
+    pyro.set_rng_seed(args.seed)
+    t0 = time.perf_counter()
+    stats = dataset_statistics(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
+                               chunk_size=args.chunk_size, progress=bar.update)
+    bar.close()
+    report = summarise(stats, args.num_samples)
+    report["seconds_bounds"] = time.perf_counter() - t0
+    if args.local_opt_images:
+        bar = tqdm(total=steps, unit="step", desc="local q*", dynamic_ncols=True,
+                   disable=args.quiet or not sys.stderr.isatty())
+        gaps = inference_gaps(vae, x[: args.local_opt_images], args.num_samples, steps=steps,
+                              chunk_size=args.chunk_size, progress=bar.update)
+        bar.close()
+        report.update(approximation_gap=gaps["approximation_gap"], amortization_gap=gaps["amortization_gap"],
+                      inference_gap=gaps)
+    report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
+                  dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
+                  batch_size=args.batch_size, seconds=time.perf_counter() - t0,
+                  chunk_size=args.chunk_size or default_chunk_size(min(args.batch_size, len(x))))
+    loaded.run.write_json("eval.json", json_safe(report))
+    if not args.quiet:
+        print(format_table(report, f"{report['num_images']} {args.split} images of {loaded.data.name}, "
+                                   f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
+    print(f"wrote {loaded.run.file('eval.json')}")
+    return 0
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
+    add_compare_kl_parser(sub)
+    add_evaluate_parser(sub)
     return parser
 
 

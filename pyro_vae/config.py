@@ -26,8 +26,14 @@ class TrainConfig:
     hidden: list = field(default_factory=lambda: [400])  # hidden layer sizes of encoder and decoder
     activation: str = "relu"  # hidden-layer activation: relu | tanh | softplus | elu
     # objective and optimiser
-    elbo: str = "meanfield"  # trace | meanfield | jit-trace | jit-meanfield
+    elbo: str = "meanfield"  # trace | meanfield | jit-trace | jit-meanfield | iwae:K
     num_particles: int = 1  # vectorised samples of z per data point in the ELBO estimate
+    beta: float = 1.0  # weight of log p(z) - log q(z|x) in training (beta-VAE); 1 is the ELBO
+    kl_warmup: int = 0  # epochs of linear KL warm-up, weight beta * min(1, epoch / W) (0: off)
+    # autoencoders (--model ae | sparse-ae | denoising-ae | contractive-ae)
+    sparsity: float = 1.0  # lambda of the sparse AE's L1 code penalty lambda |h|_1 (nats per unit)
+    noise: str = "masking:0.3"  # denoising AE corruption: masking:NU | gaussian:SIGMA
+    contraction: float = 0.1  # lambda_c of the contractive AE's penalty lambda_c ||J_f(x)||_F^2
     epochs: int = 50  # total passes over the training set (resume continues up to this)
     batch_size: int = 128  # minibatch size B
     lr: float = 1e-3  # Adam learning rate
@@ -44,6 +50,14 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, got {self.lr!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta > 0:
+            raise UserError(f"--beta must be positive (poutine.scale rejects 0), got {self.beta!r}")
+        for name in ("sparsity", "contraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise UserError(f"--{name} must be a positive number, got {value!r}")
+        if not isinstance(self.kl_warmup, int) or isinstance(self.kl_warmup, bool) or self.kl_warmup < 0:
+            raise UserError(f"--kl-warmup must be a whole number of epochs (0: off), got {self.kl_warmup!r}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise UserError(f"--clip-norm must be positive, got {self.clip_norm!r}")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):

@@ -9,6 +9,7 @@ shape ``(..., B, D)`` gives batch shape ``(..., B)`` and event shape ``(D,)`` fo
 import pyro.distributions as dist
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.distributions import constraints
 
 from .errors import UserError, check_positive
@@ -70,9 +71,140 @@ class Normal(Likelihood):
         return f"normal:{self.scale.item():g}"
 
 
+class ContinuousBernoulli(Likelihood):
+    """p(x|z) = prod_d CB(x_d; sigmoid(logits_d(z))) for grey levels x_d in [0, 1].
+
+    The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019) is the Bernoulli cross-entropy with
+    its missing normaliser: ``CB(x; l) = C(l) l^x (1 - l)^(1 - x)``,
+    ``C(l) = 2 artanh(1 - 2 l) / (1 - 2 l)`` (``C(1/2) = 2``). It is a proper density on [0, 1],
+    so, unlike a Bernoulli on grey data, its ELBO bounds a log-likelihood. Its mean is not
+    ``sigmoid(logits)``; :meth:`mean` returns the true mean.
+    """
+
+    support = constraints.unit_interval
+    support_hint = "data in [0, 1]"
+
+    def forward(self, logits, event_dim=1):
+        return dist.ContinuousBernoulli(logits=logits).to_event(event_dim)
+
+    def mean(self, logits):
+        return dist.ContinuousBernoulli(logits=logits).mean
+
+    def spec(self):
+        return "cbernoulli"
+
+
+class PixelScale(nn.Module):
+    """One learned positive scale per data dimension: ``scale = min_scale + softplus(raw)``, (D,).
+
+    Initialised at ``init_scale``; ``min_scale`` is a floor that keeps the density bounded where a
+    pixel is (nearly) constant, since there the maximum-likelihood scale is 0.
+    """
+
+    def __init__(self, data_dim, min_scale=0.01, init_scale=0.1):
+        super().__init__()
+        check_positive("data dimension", data_dim)
+        self.min_scale = check_positive("scale floor", min_scale)
+        raw = torch.tensor(max(init_scale - min_scale, 1e-3)).expm1().log()  # softplus^-1
+        self.raw = nn.Parameter(raw.expand(data_dim).clone())  # (D,)
+
+    def forward(self):
+        return self.min_scale + F.softplus(self.raw)
+
+
+class NormalLearnedScale(Likelihood):
+    """p(x|z) = prod_d N(x_d; mu_d(z), sigma_d^2) with one learned sigma_d per pixel (not per z).
+
+    The decoder outputs means; ``sigma = min_scale + softplus(raw)`` is a parameter of this module.
+    """
+
+    def __init__(self, data_dim, min_scale=0.01):
+        super().__init__()
+        self.scale = PixelScale(data_dim, min_scale)
+
+    def forward(self, loc, event_dim=1):
+        return dist.Normal(loc, self.scale()).to_event(event_dim)
+
+    def mean(self, loc):
+        return loc
+
+    def spec(self):
+        return "normal-learned"
+
+
+class NormalHeteroscedastic(Likelihood):
+    """p(x|z) = N(x; mu(z), diag sigma(z)^2): the decoder outputs both (the lecture's N(mu_x|z, Sigma_x|z)).
+
+    The decoder's output ``(..., 2 D)`` is split into ``mu`` and an unconstrained ``rho`` with
+    ``sigma = min_scale + softplus(rho)``. Without the floor a decoder can shrink sigma towards 0
+    on constant pixels and drive the likelihood to infinity (Mattei & Frellsen 2018).
+    """
+
+    def __init__(self, min_scale=0.01):
+        super().__init__()
+        self.min_scale = check_positive("scale floor", min_scale)
+
+    def num_params(self, data_dim):
+        return 2 * data_dim
+
+    def loc_scale(self, out):
+        loc, rho = out.chunk(2, dim=-1)  # (..., D), (..., D)
+        return loc, self.min_scale + F.softplus(rho)
+
+    def forward(self, out, event_dim=1):
+        loc, scale = self.loc_scale(out)
+        return dist.Normal(loc, scale).to_event(event_dim)
+
+    def mean(self, out):
+        return self.loc_scale(out)[0]
+
+    def spec(self):
+        return f"normal-hetero:{self.min_scale:g}"
+
+
+class Laplace(Likelihood):
+    """p(x|z) = prod_d Laplace(x_d; mu_d(z), b_d): ``-log p(x|z) = sum_d |x_d - mu_d| / b_d + log(2 b_d)``.
+
+    An L1 reconstruction error. The decoder outputs the locations ``mu``; the scale ``b`` is fixed
+    (``scale``) or, when ``scale`` is None, learned per pixel (needs ``data_dim``).
+    """
+
+    def __init__(self, scale=None, data_dim=None, min_scale=0.01):
+        super().__init__()
+        if scale is None:
+            if data_dim is None:
+                raise ValueError("Laplace with a learned scale needs data_dim")
+            self.pixel_scale = PixelScale(data_dim, min_scale)
+        else:
+            self.register_buffer("fixed_scale", torch.tensor(float(check_positive("laplace scale", scale))))
+
+    def scale(self):
+        return self.pixel_scale() if hasattr(self, "pixel_scale") else self.fixed_scale
+
+    def forward(self, loc, event_dim=1):
+        return dist.Laplace(loc, self.scale()).to_event(event_dim)
+
+    def mean(self, loc):
+        return loc
+
+    def spec(self):
+        return "laplace" if hasattr(self, "pixel_scale") else f"laplace:{self.fixed_scale.item():g}"
+
+
 REGISTRY = {
     "bernoulli": Choice("bernoulli", "binary data; decoder outputs logits (cross-entropy)",
                         lambda arg, ctx: no_arg("bernoulli", arg) or Bernoulli()),
+    "cbernoulli": Choice("cbernoulli", "continuous Bernoulli for grey levels in [0, 1]; decoder outputs logits",
+                         lambda arg, ctx: no_arg("cbernoulli", arg) or ContinuousBernoulli()),
     "normal": Choice("normal:SCALE", "Normal with fixed scale; decoder outputs means (squared error)",
                      lambda arg, ctx: Normal(number_arg("normal:SCALE", arg))),
+    "normal-learned": Choice("normal-learned[:FLOOR]", "Normal with one learned scale per pixel (floor 0.01)",
+                             lambda arg, ctx: NormalLearnedScale(
+                                 ctx.data_dim, number_arg("normal-learned:FLOOR", arg, default=0.01))),
+    "normal-hetero": Choice("normal-hetero[:FLOOR]", "Normal, decoder outputs means and scales (floor 0.01)",
+                            lambda arg, ctx: NormalHeteroscedastic(
+                                number_arg("normal-hetero:FLOOR", arg, default=0.01))),
+    "laplace": Choice("laplace[:SCALE]", "Laplace (L1 error); scale fixed, or learned per pixel if omitted",
+                      lambda arg, ctx: Laplace(number_arg("laplace:SCALE", arg) if arg is not None else None,
+                                               data_dim=ctx.data_dim)),
 }

@@ -3,9 +3,11 @@
 Sites: latent ``"z"``, observed ``"x"``, and the plate ``"data"`` over the minibatch (dim -1).
 """
 
+import contextlib
 import itertools
 
 import pyro
+import pyro.poutine as poutine
 import torch
 import torch.nn as nn
 
@@ -27,6 +29,16 @@ def data_plate(x, num_data=None):
     if num_data is None:
         return pyro.plate("data", batch, dim=-1)
     return pyro.plate("data", num_data, subsample=torch.arange(batch, device=x.device), dim=-1)
+
+
+def latent_scale(kl_scale=None):
+    """``poutine.scale(kl_scale)`` around latent sites (beta-VAE, KL warm-up), or nothing for None.
+
+    Used in both model and guide, so the latent site's ``log p(z) - log q(z|x)`` (and the analytic
+    KL that ``TraceMeanField_ELBO`` computes from the guide site's scale) is weighted by it while
+    the likelihood term is not. ``poutine.scale`` rejects 0: warm-ups start at a small positive value.
+    """
+    return contextlib.nullcontext() if kl_scale is None else poutine.scale(scale=kl_scale)
 
 
 class VAE(nn.Module):
@@ -53,6 +65,8 @@ class VAE(nn.Module):
         self.likelihood = likelihood if likelihood is not None else Bernoulli()
         self.posterior = posterior if posterior is not None else DiagonalNormal()
         self.pyro_name = f"vae{next(_instance_ids)}"
+        if hasattr(self.prior, "bind"):  # a prior built from the model's parts (e.g. the VampPrior)
+            self.prior.bind(self)
         # Bind once: JIT ELBOs cache their compiled graph under id(model) and id(guide), and every
         # attribute access would otherwise make a new bound method, so they recompiled every step.
         self.model, self.guide = self.model, self.guide
@@ -65,28 +79,39 @@ class VAE(nn.Module):
         for part in parts:
             pyro.module(f"{self.pyro_name}.{part}", getattr(self, part))
 
-    def model(self, x, num_data=None):
+    def model(self, x, num_data=None, kl_scale=None):
         """Generative story, for each data point n in the plate ``"data"``::
 
             z_n ~ p(z)                                  "z": (B, Z)   [(P, B, Z) with P particles]
             x_n ~ p(x | z_n) = likelihood(decoder(z_n))  "x": (B, D)   observed
 
         :param x: ``(B, D)`` minibatch. :param num_data: full data-set size N (scales by N / B).
+        :param kl_scale: weight of the latent site in model and guide (beta-VAE, warm-up); None: 1.
         """
         self._register("decoder", "prior", "likelihood")
         with data_plate(x, num_data):
-            z = pyro.sample("z", self.prior())  # (B, Z)
+            with latent_scale(kl_scale):
+                z = pyro.sample("z", self.prior())  # (B, Z)
             out = self.decoder(z)  # (B, D_out)
             pyro.sample("x", self.likelihood(out, event_dim=x.dim() - 1), obs=x)
+            self.penalties(x)
 
-    def guide(self, x, num_data=None):
+    def penalties(self, x):
+        """Extra log-density terms per data point (``pyro.factor`` sites inside the ``"data"`` plate);
+        none for a VAE. Subclasses override it (e.g. the contractive autoencoder)."""
+
+    def guide(self, x, num_data=None, kl_scale=None):
         """Amortised posterior, for each data point n::
 
             z_n ~ q(z | x_n) = posterior(encoder(x_n))   "z": (B, Z)
         """
         self._register("encoder", "posterior")
-        with data_plate(x, num_data):
-            pyro.sample("z", self.posterior(self.encoder(x)))  # (B, Z)
+        with data_plate(x, num_data), latent_scale(kl_scale):
+            pyro.sample("z", self.posterior_at(x))  # (B, Z)
+
+    def posterior_at(self, x):
+        """q(z | x) as a distribution: batch ``(B,)``, event ``(Z,)``."""
+        return self.posterior(self.encoder(x))
 
     # --- deterministic helpers (no Pyro sites): codes, reconstructions, samples -------------------
 

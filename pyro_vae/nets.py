@@ -8,7 +8,8 @@ import torch.nn as nn
 
 from .errors import UserError
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU, "sigmoid": nn.Sigmoid,
+               "identity": nn.Identity}
 
 
 class MLP(nn.Sequential):

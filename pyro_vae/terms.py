@@ -17,10 +17,22 @@ def get_traces(model, guide, *args, **kwargs):
 
 
 def sample_sites(trace, observed):
-    """Sample sites of ``trace`` that are (``observed=True``) or are not observed, in order."""
+    """Sample sites of ``trace`` that are (``observed=True``) or are not observed, in order.
+
+    ``pyro.factor`` sites (auxiliary) are left out: see :func:`factor_sites`.
+    """
     return [s for s in trace.nodes.values()
-            if s["type"] == "sample" and s["is_observed"] == observed
+            if s["type"] == "sample" and s["is_observed"] == observed and not _is_factor(s)
             and not s["name"].startswith("_") and not _is_subsample(s)]
+
+
+def factor_sites(trace):
+    """``pyro.factor`` sites of ``trace``: penalties written as log-densities."""
+    return [s for s in trace.nodes.values() if s["type"] == "sample" and _is_factor(s)]
+
+
+def _is_factor(site):
+    return bool(site["infer"].get("is_auxiliary")) and type(site["fn"]).__name__ == "Unit"
 
 
 def _is_subsample(site):
@@ -50,20 +62,40 @@ def analytic_kl(guide_site, model_site):
     return per_point(guide_site, kl)
 
 
+def same_order(model_trace, guide_trace):
+    """True when the guide samples its latent sites in the model's order.
+
+    Pyro's condition for ``TraceMeanField_ELBO``: only then is each site's analytic
+    KL(q(z_i | ...) || p(z_i | parents)), taken at the sampled parents, unbiased. A bottom-up guide
+    of a hierarchical model (z2 ~ q(z2|x), then z1 ~ q(z1|z2), under z1 -> z2 -> x) is not.
+    """
+    names = [s["name"] for s in sample_sites(guide_trace, observed=False)]
+    return names == [s["name"] for s in sample_sites(model_trace, observed=False) if s["name"] in names]
+
+
 @torch.no_grad()
 def elbo_terms(model, guide, x, use_analytic_kl=True):
     """One-sample ELBO of each data point, split into its two terms.
 
     ``reconstruction = log p(x | z)`` with ``z ~ q(z | x)``;
-    ``kl = KL(q(z|x) || p(z))``: analytic where registered (and ``use_analytic_kl``), otherwise the
-    one-sample estimate ``log q(z|x) - log p(z)``; ``elbo = reconstruction - kl``.
+    ``kl = KL(q(z|x) || p(z))``: analytic where registered (and ``use_analytic_kl``, and the guide
+    samples in the model's order, see :func:`same_order`), otherwise the one-sample estimate
+    ``log q(z|x) - log p(z)``;
+    ``penalty``: the ``pyro.factor`` terms (model factors minus guide factors; 0 for a plain VAE);
+    ``elbo = reconstruction - kl + penalty``.
     Returns a dict of ``(B,)`` tensors in nats, unscaled (call the programs without ``num_data``).
     """
     model_trace, guide_trace = get_traces(model, guide, x)
     reconstruction = sum(log_prob(s) for s in sample_sites(model_trace, observed=True))
     kl = torch.zeros_like(reconstruction)
+    use_analytic_kl = use_analytic_kl and same_order(model_trace, guide_trace)
     for guide_site in sample_sites(guide_trace, observed=False):
         model_site = model_trace.nodes[guide_site["name"]]
         kl_site = analytic_kl(guide_site, model_site) if use_analytic_kl else None
         kl = kl + (kl_site if kl_site is not None else log_prob(guide_site) - log_prob(model_site))
-    return {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+    penalty = torch.zeros_like(reconstruction)
+    for sign, trace in ((1.0, model_trace), (-1.0, guide_trace)):
+        for site in factor_sites(trace):
+            penalty = penalty + sign * log_prob(site)
+    return {"elbo": reconstruction - kl + penalty, "reconstruction": reconstruction, "kl": kl,
+            "penalty": penalty}

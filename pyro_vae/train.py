@@ -10,7 +10,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import UserError
-from .objectives import is_jit
+from .estimators import uses_analytic_kl, warn_sampled_kl
+from .objectives import is_jit, kl_scale
 from .terms import elbo_terms
 
 
@@ -31,7 +32,7 @@ def evaluate_elbo(vae, x, batch_size=1000):
 
 
 def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), clip_norm=None,
-        seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000):
+        seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000, beta=1.0, kl_warmup=0):
     """Train ``vae`` on ``data`` (a :class:`~pyro_vae.data.Dataset`) by maximising ``elbo``.
 
     Each step draws a minibatch of B rows, estimates the full-data ELBO (the ``"data"`` plate
@@ -41,6 +42,9 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         optimiser and RNG state, history) and ``history.csv`` are written atomically.
     :param resume: continue from ``run``'s checkpoint up to ``epochs`` in total; the result is the
         same as an uninterrupted run with the same settings.
+    :param beta, kl_warmup: weight the latent sites by ``kl_scale(epoch, beta, kl_warmup)`` (see
+        :func:`~pyro_vae.objectives.kl_scale`); ``train_loss`` is then that weighted objective, while
+        the test ELBO stays the unweighted ELBO.
     :returns: the history, a list of per-epoch dicts (nats per data point).
     :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays.
     """
@@ -60,16 +64,25 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         torch.manual_seed(seed)
         data_rng.manual_seed(seed)
     num_data = data.num_train
+    if uses_analytic_kl(elbo):  # Pyro samples an unregistered KL silently; say so, once per fit
+        warn_sampled_kl(vae.model, vae.guide, data.served_sample(min(batch_size, num_data)).to(device),
+                        num_data=num_data)
     drop_last = is_jit(elbo) and num_data > batch_size  # a JIT graph is traced for one batch shape
     steps_per_epoch = num_data // batch_size if drop_last else math.ceil(num_data / batch_size)
+    compile_batch = data.x_train[: min(batch_size, num_data)].round().to(device)
+    compiled_kwargs = _kl_kwargs(start_epoch + 1, beta, kl_warmup)
     if is_jit(elbo):
-        _compile(vae, elbo, data.x_train[: min(batch_size, num_data)].round().to(device), num_data)
+        _compile(vae, elbo, compile_batch, num_data, **compiled_kwargs)
     if resume:  # restore RNG after compiling, so compilation's draws do not shift the stream
         _set_rng_state(state["rng"], data_rng)
 
     bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, disable=quiet or not sys.stderr.isatty(),
                unit="step", dynamic_ncols=True)
     for epoch in range(start_epoch + 1, epochs + 1):
+        kl_kwargs = _kl_kwargs(epoch, beta, kl_warmup)
+        if is_jit(elbo) and kl_kwargs != compiled_kwargs:  # a new kl_scale is a new graph; compile
+            _compile(vae, elbo, compile_batch, num_data, **kl_kwargs)  # outside the RNG stream, so
+            compiled_kwargs = kl_kwargs  # a resumed run draws exactly what an uninterrupted one does
         vae.train()
         t0, losses = time.perf_counter(), []
         for xb in data.batches(batch_size, data_rng, drop_last=drop_last):
@@ -77,7 +90,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
             try:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="Encountered NaN")  # fit raises its own
-                    loss = elbo.loss_and_grads(vae.model, vae.guide, xb.to(device), num_data=num_data)
+                    loss = elbo.loss_and_grads(vae.model, vae.guide, xb.to(device), num_data=num_data,
+                                               **kl_kwargs)
                 loss /= num_data
             except ValueError as e:  # with validation on, NaN parameters fail distribution checks first
                 if "invalid values" not in str(e):
@@ -120,10 +134,16 @@ def _diverged(loss, epoch, step, run):
                             "resume with a lower --lr or with --clip-norm")
 
 
-def _compile(vae, elbo, xb, num_data):
+def _kl_kwargs(epoch, beta, kl_warmup):
+    """``{"kl_scale": s}`` for the model and guide in ``epoch``, or ``{}`` when the weight is 1."""
+    scale = kl_scale(epoch, beta, kl_warmup)
+    return {} if scale is None else {"kl_scale": scale}
+
+
+def _compile(vae, elbo, xb, num_data, **kwargs):
     """Trace the JIT objective once, outside the training RNG stream and without touching grads."""
     with torch.random.fork_rng():
-        elbo.loss_and_grads(vae.model, vae.guide, xb, num_data=num_data)
+        elbo.loss_and_grads(vae.model, vae.guide, xb, num_data=num_data, **kwargs)
     for p in vae.parameters():
         p.grad = None
 

@@ -1,0 +1,84 @@
+"""A linear-Gaussian VAE with closed-form log p(x) and posterior: the ground truth for bound tests.
+
+    z ~ N(0, I_Z),    x | z ~ N(W z + b, s^2 I_D)
+    => x ~ N(b, W W^T + s^2 I),   z | x ~ N(m(x), S),  S = (I + W^T W / s^2)^-1,  m(x) = S W^T (x - b) / s^2
+
+With orthogonal columns of W, W^T W is diagonal, so S is diagonal and the exact posterior lies in
+the DiagonalNormal family: a linear encoder can output it exactly.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributions import MultivariateNormal, kl_divergence
+
+from pyro_vae import VAE, DiagonalNormal, Normal, StandardNormal
+
+MIN_SCALE = 1e-5  # DiagonalNormal's default floor on sigma
+
+
+class LinearGaussian:
+    """Model parameters, the exact answers, and VAEs whose encoder is the exact posterior or a perturbation."""
+
+    def __init__(self, z_dim=2, data_dim=5, noise=0.5, column_norms=(2.0, 0.7), weight=None, seed=0):
+        """``weight``: a given W ``(D, Z)``; by default a random W with orthogonal columns of these norms."""
+        g = torch.Generator().manual_seed(seed)
+        a = torch.randn(data_dim, z_dim, generator=g, dtype=torch.float64)
+        if weight is None:
+            q, _ = torch.linalg.qr(a)  # (D, Z) orthonormal columns
+            self.W = q * torch.tensor(column_norms, dtype=torch.float64)
+        else:
+            self.W = torch.as_tensor(weight, dtype=torch.float64)
+            data_dim, z_dim = self.W.shape
+        self.b = torch.randn(data_dim, generator=g, dtype=torch.float64)
+        self.s = noise
+        self.z_dim, self.data_dim = z_dim, data_dim
+        eye = torch.eye(z_dim, dtype=torch.float64)
+        self.post_cov = torch.linalg.inv(eye + self.W.T @ self.W / noise**2)  # (Z, Z)
+        self.post_gain = self.post_cov @ self.W.T / noise**2  # (Z, D): m(x) = gain (x - b)
+
+    def sample_x(self, n, seed=1):
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.z_dim, generator=g, dtype=torch.float64)
+        return z @ self.W.T + self.b + self.s * torch.randn(n, self.data_dim, generator=g, dtype=torch.float64)
+
+    def marginal(self):
+        cov = self.W @ self.W.T + self.s**2 * torch.eye(self.data_dim, dtype=torch.float64)
+        return MultivariateNormal(self.b, cov)
+
+    def log_px(self, x):
+        """Exact log p(x), ``(B,)``."""
+        return self.marginal().log_prob(x)
+
+    def posterior(self, x):
+        """Exact p(z | x) as a batch of ``MultivariateNormal``."""
+        return MultivariateNormal((x - self.b) @ self.post_gain.T, self.post_cov)
+
+    def q(self, x, shift=0.0, scale_factor=1.0):
+        """The encoder's q(z|x) for :meth:`vae` with the same ``shift`` / ``scale_factor``, as an MVN."""
+        loc = (x - self.b) @ self.post_gain.T + shift
+        sd = self.post_cov.diagonal().sqrt() * scale_factor
+        return MultivariateNormal(loc, torch.diag_embed(sd.expand_as(loc) ** 2))
+
+    def exact_elbo(self, x, shift=0.0, scale_factor=1.0):
+        """ELBO(q) = log p(x) - KL(q || p(z|x)), exactly, ``(B,)``."""
+        return self.log_px(x) - kl_divergence(self.q(x, shift, scale_factor), self.posterior(x))
+
+    def vae(self, shift=0.0, scale_factor=1.0):
+        """float64 VAE: linear decoder (W, b), ``Normal(s)`` likelihood, linear encoder whose
+        DiagonalNormal is the exact posterior when ``shift=0, scale_factor=1`` (needs orthogonal W)."""
+        decoder = nn.Linear(self.z_dim, self.data_dim).double()
+        encoder = nn.Linear(self.data_dim, 2 * self.z_dim).double()
+        sd = self.post_cov.diagonal().sqrt() * scale_factor
+        rho = torch.log(torch.expm1(sd - MIN_SCALE))  # softplus^-1
+        with torch.no_grad():
+            decoder.weight.copy_(self.W)
+            decoder.bias.copy_(self.b)
+            encoder.weight.zero_()
+            encoder.weight[: self.z_dim] = self.post_gain
+            encoder.bias[: self.z_dim] = -self.post_gain @ self.b + shift
+            encoder.bias[self.z_dim :] = rho
+        assert torch.allclose(F.softplus(rho) + MIN_SCALE, sd)
+        vae = VAE(encoder, decoder, prior=StandardNormal(self.z_dim), likelihood=Normal(self.s),
+                  posterior=DiagonalNormal(MIN_SCALE))
+        return vae.double()
