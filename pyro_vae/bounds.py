@@ -243,6 +243,9 @@ def ess(log_w):
     return (2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)).exp()
 
 
+MIN_PSIS_SAMPLES = 5  # fewer draws than this leave no tail for arviz to fit
+
+
 def psis(log_w):
     """Pareto-smoothed importance sampling per data point, via ``arviz.psislw``.
 
@@ -252,6 +255,8 @@ def psis(log_w):
         unnormalised weights). ``khat`` is inf when too few draws are in the tail to fit it (e.g.
         all weights equal, where the estimate is exact).
     """
+    if log_w.shape[0] < MIN_PSIS_SAMPLES:  # too few draws for a tail: no k-hat, plain estimate
+        return torch.full(log_w.shape[1:], math.nan, dtype=torch.float64), log_mean_exp(log_w.double(), dim=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arviz's import-time refactor notice and fit warnings
         from arviz import psislw

@@ -207,60 +207,17 @@ def add_evaluate_parser(sub):
     a("--chunk-size", type=int, help="samples per network pass (default: about 8192 rows / batch size)")
     a("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
     a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    a("--no-representation", dest="representation", action="store_false",
+      help="skip the code report (reconstruction errors, code statistics, linear probes)")
     a("--quiet", action="store_true", help="no table and no progress bar; print only the written file")
     p.set_defaults(func=_cmd_evaluate)
     return p
 
 
 def _cmd_evaluate(args):
-    """Write DIR/eval.json and print its table; see :mod:`pyro_vae.evaluate` for the quantities."""
-    from tqdm.auto import tqdm
+    from .evaluate_command import run_command
 
-    from .bounds import default_chunk_size
-    from .build import load_run
-    from .evaluate import dataset_statistics, format_table, json_safe, split_rows, summarise
-    from .inference_gap import DEFAULT_STEPS, inference_gaps
-
-    for flag in ("num_samples", "max_images", "batch_size", "chunk_size", "threads", "local_opt_steps"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
-    if args.local_opt_images < 0:
-        raise UserError(f"--local-opt-images must be 0 (off) or a positive integer, got {args.local_opt_images}")
-    _set_threads(args.threads)
-    loaded = load_run(args.dir)
-    x = split_rows(loaded.data, args.split)[: args.max_images]
-    if args.local_opt_images > len(x):
-        raise UserError(f"--local-opt-images {args.local_opt_images} exceeds the {len(x)} images evaluated; "
-                        "lower it or raise --max-images")
-    vae, steps = loaded.model, args.local_opt_steps or DEFAULT_STEPS
-    x = x.to(next(vae.parameters()).device)
-    bar = tqdm(total=len(x), unit="img", dynamic_ncols=True, disable=args.quiet or not sys.stderr.isatty())
-    pyro.set_rng_seed(args.seed)
-    t0 = time.perf_counter()
-    stats = dataset_statistics(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
-                               chunk_size=args.chunk_size, progress=bar.update)
-    bar.close()
-    report = summarise(stats, args.num_samples)
-    report["seconds_bounds"] = time.perf_counter() - t0
-    if args.local_opt_images:
-        bar = tqdm(total=steps, unit="step", desc="local q*", dynamic_ncols=True,
-                   disable=args.quiet or not sys.stderr.isatty())
-        gaps = inference_gaps(vae, x[: args.local_opt_images], args.num_samples, steps=steps,
-                              chunk_size=args.chunk_size, progress=bar.update)
-        bar.close()
-        report.update(approximation_gap=gaps["approximation_gap"], amortization_gap=gaps["amortization_gap"],
-                      inference_gap=gaps)
-    report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
-                  dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
-                  batch_size=args.batch_size, seconds=time.perf_counter() - t0,
-                  chunk_size=args.chunk_size or default_chunk_size(min(args.batch_size, len(x))))
-    loaded.run.write_json("eval.json", json_safe(report))
-    if not args.quiet:
-        print(format_table(report, f"{report['num_images']} {args.split} images of {loaded.data.name}, "
-                                   f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
-    print(f"wrote {loaded.run.file('eval.json')}")
-    return 0
+    return run_command(args)
 
 
 def make_parser():

@@ -17,6 +17,7 @@ points and a verdict on how far the IWAE number can be trusted.
 
 import math
 
+import pyro.distributions as dist
 import torch
 
 from .bounds import KHAT_THRESHOLD, active_units, bound_curve, ess, iter_log_weights, psis, site_log_prob
@@ -62,6 +63,8 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
             means[site["name"]] = means.get(site["name"], 0.0) + z.sum(0)
             ref = first.setdefault(site["name"], z[:1])  # the very first draw
             spread = torch.maximum(spread, (z - ref).abs().amax(dim=(0, 2)))
+            if isinstance(site["fn"], dist.Delta):  # a point mass, even if its input is random
+                spread = torch.zeros_like(spread)
     log_w = torch.cat(weights)  # (S, B)
     stats = {name: total / num_samples for name, total in sums.items()}
     stats["curve"] = bound_curve(log_w, curve_ks(num_samples, ks))

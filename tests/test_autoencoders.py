@@ -143,3 +143,35 @@ def test_denoising_beats_plain_on_corrupted_inputs(digits):
         corrupted = Masking(0.5)(digits.x_test)
         errors[name] = reconstruction_error(ae, corrupted, digits.x_test)["nll"]
     assert errors["denoising"] < 0.9 * errors["plain"], errors
+
+
+# --- command line ------------------------------------------------------------------------------
+
+FAST = ["--dataset", "digits", "--hidden", "32", "--latent-dim", "4", "--batch-size", "200", "--quiet"]
+
+
+@pytest.mark.parametrize("model", ["ae", "sparse-ae", "denoising-ae", "contractive-ae"])
+def test_cli_trains_and_evaluates_each_autoencoder(model, tmp_path):
+    import json
+
+    from pyro_vae.cli import main
+
+    out = tmp_path / model
+    assert main(["train", "--model", model, *FAST, "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["evaluate", str(out), "--quiet"]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["verdict"]["level"] == "not-a-bound" and report["num_samples"] == 1
+    for key in ["reconstruction_error", "reconstruction_error_corrupted", "code_frac_near_zero",
+                "jacobian_frobenius_sq", "probe_accuracy", "probe_accuracy_pca", "probe_accuracy_pixels"]:
+        assert key in report
+    assert (out / "denoising.png").exists() == (model == "denoising-ae")
+
+
+def test_cli_refuses_a_prior_or_posterior_for_an_autoencoder(tmp_path, capsys):
+    from pyro_vae.cli import main
+
+    assert main(["train", "--model", "ae", "--prior", "mog:3", *FAST, "--out", str(tmp_path / "r")]) == 2
+    assert "fixes its code term" in capsys.readouterr().err
+    assert main(["train", "--model", "denoising-ae", "--noise", "masking:1.5", *FAST,
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "probability in (0, 1)" in capsys.readouterr().err

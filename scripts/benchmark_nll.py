@@ -1,0 +1,287 @@
+"""Test log-likelihood of pyro_vae's models on binary MNIST, beside the published numbers.
+
+Architecture of Burda, Grosse & Salakhutdinov (2016), section 5: one stochastic layer of 50 units
+and two deterministic layers of 200 tanh units on each side (``--model vae2``: two stochastic layers,
+100 next to the data and 50 on top, 200-200 and 100-100 tanh nets, as theirs). Each model is trained
+by ``pyro-vae train`` (a subprocess, so the run directory has config.json, history.csv and a
+checkpoint; an existing run is resumed up to ``--epochs`` or left alone), then scored on a fixed
+random subset of test images with S importance samples per image (the machinery of
+``pyro-vae evaluate``: one set of draws gives the ELBO, L_S, the gap, PSIS k-hat and active units),
+written to ``DIR/nll_eval.json``. The table goes to ``OUT/<data>/results.md`` and ``results.json``.
+
+    python scripts/benchmark_nll.py --measure                      # seconds per epoch / per eval first
+    python scripts/benchmark_nll.py --epochs 10 --threads 1        # dynamically binarised MNIST
+    python scripts/benchmark_nll.py --data static --models vae,iwae50 --epochs 10
+    python scripts/benchmark_nll.py --epochs 3280 --device cuda --max-test-images 10000   # the paper's budget
+
+NLL = -L_S (nats, lower is better). References: Burda et al. (2016) Table 1; pythae's benchmark
+(Chadebec et al. 2022, github.com/clementchadebec/benchmark_VAE, binary MNIST).
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+DATA = {  # name: (dataset spec, --binarize)
+    "dynamic": (f"npz:{os.path.join(ROOT, '..', 'shared', 'data', 'mnist.npz')}", "dynamic"),
+    "static": (f"npz:{os.path.join(ROOT, '..', 'shared', 'data', 'binarized_mnist.npz')}", "static"),
+}
+ARCH = ["--hidden", "200,200", "--activation", "tanh", "--latent-dim", "50"]
+# name: (label, train flags beyond ARCH, Burda et al. 2016 Table 1 NLL, pythae NLL)
+MODELS = {
+    "vae": ("VAE (k=1)", ["--elbo", "meanfield"], 86.76, 89.78),
+    "iwae5": ("IWAE k=5", ["--elbo", "iwae:5"], 85.54, None),
+    "iwae50": ("IWAE k=50", ["--elbo", "iwae:50"], 84.78, 86.82),
+    "mog": ("VAE, MoG prior (10)", ["--elbo", "trace", "--prior", "mog:10"], None, None),
+    "vamp": ("VAE, VampPrior (50)", ["--elbo", "trace", "--prior", "vamp:50"], None, 85.79),
+    "iaf": ("VAE, IAF posterior (2)", ["--elbo", "trace", "--posterior", "iaf:2"], None, None),
+    "vae2": ("VAE, 2 stoch. layers", ["--model", "vae2", "--latent-dim", "100", "--elbo", "trace"], 85.33, None),
+    "iwae50-2": ("IWAE k=50, 2 layers", ["--model", "vae2", "--latent-dim", "100", "--elbo", "iwae:50"],
+                 82.90, None),
+}
+DEFAULT_MODELS = "vae,iwae5,iwae50,mog,iaf,vae2,vamp"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=sorted(DATA), default="dynamic",
+                   help="dynamic: mnist.npz binarised afresh per minibatch (60k/10k); static: Larochelle's "
+                        "binarized_mnist.npz (50k train, test 10k)")
+    p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, of {','.join(MODELS)}")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training set, the same for every model")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-samples", type=int, default=5000, help="importance samples S per test image")
+    p.add_argument("--max-test-images", type=int, default=1000,
+                   help="score a fixed random subset of this many test images (seeded; 10000: all)")
+    p.add_argument("--subset-seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads for training and evaluation")
+    p.add_argument("--out", default=os.path.join(ROOT, "runs", "nll"), help="root of the run directories")
+    p.add_argument("--measure", action="store_true",
+                   help="only time a few training steps and a K=S evaluation of each model, and project "
+                        "seconds per epoch and per evaluation (no runs written)")
+    p.add_argument("--no-train", action="store_true", help="only evaluate and tabulate existing runs")
+    args = p.parse_args(argv)
+    unknown = [m for m in args.models.split(",") if m not in MODELS]
+    if unknown:
+        p.error(f"unknown model(s) {unknown}; choose from {','.join(MODELS)}")
+    return args
+
+
+def train_flags(args, name):
+    spec, binarize = DATA[args.data]
+    flags = ["--dataset", spec, "--binarize", binarize, *ARCH, *MODELS[name][1],
+             "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed),
+             "--device", args.device]
+    if args.threads:
+        flags += ["--threads", str(args.threads)]
+    return flags
+
+
+def config_for(args, name):
+    """The TrainConfig ``pyro-vae train`` would build from these flags (for --measure)."""
+    from pyro_vae.cli import _given, make_parser
+    from pyro_vae.config import TrainConfig
+
+    ns = make_parser().parse_args(["train", *train_flags(args, name), "--epochs", str(args.epochs)])
+    return TrainConfig(**_given(ns)).validate()
+
+
+def completed_epochs(run_dir):
+    path = os.path.join(run_dir, "history.csv")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return max(0, sum(1 for line in f if line.strip()) - 1)
+
+
+def train(args, name, run_dir):
+    """Train (or resume up to --epochs) with the CLI; returns wall-clock seconds spent here."""
+    done = completed_epochs(run_dir)
+    if done >= args.epochs:
+        print(f"[{name}] {run_dir}: {done} epochs already, not retraining", flush=True)
+        return 0.0
+    if done:
+        cmd = ["train", "--resume", run_dir, "--epochs", str(args.epochs)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+    elif os.path.exists(run_dir) and os.listdir(run_dir):
+        sys.exit(f"{run_dir} exists without a finished epoch; remove it or choose another --out")
+    else:
+        cmd = ["train", "--out", run_dir, *train_flags(args, name), "--epochs", str(args.epochs)]
+    cmd = [sys.executable, "-m", "pyro_vae.cli", *cmd]
+    print(f"[{name}] $ {' '.join(cmd[2:])}", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def test_subset(num_test, n, seed):
+    """A fixed random subset of test indices, sorted (the same for every model)."""
+    if n >= num_test:
+        return torch.arange(num_test)
+    return torch.randperm(num_test, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
+def evaluate(args, name, run_dir):
+    """Score the run on the test subset with S samples per image; writes and returns nll_eval.json."""
+    import pyro
+
+    from pyro_vae.build import load_run
+    from pyro_vae.evaluate import dataset_statistics, json_safe, summarise
+    from pyro_vae.runs import atomic_write_json
+
+    path = os.path.join(run_dir, "nll_eval.json")
+    loaded = load_run(run_dir, args.device)
+    idx = test_subset(len(loaded.data.x_test), args.max_test_images, args.subset_seed)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if (old.get("epoch"), old.get("num_samples"), old.get("num_images"), old.get("subset_seed")) == \
+                (loaded.epoch, args.num_samples, len(idx), args.subset_seed):
+            return old
+    x = loaded.data.x_test[idx].to(next(loaded.model.parameters()).device)
+    pyro.set_rng_seed(args.seed)
+    t0 = time.perf_counter()
+    stats = dataset_statistics(loaded.model.model, loaded.model.guide, x, args.num_samples)
+    report = summarise(stats, args.num_samples)
+    history = loaded.history
+    report.update(model=name, label=MODELS[name][0], epoch=loaded.epoch, subset_seed=args.subset_seed,
+                  eval_seconds=time.perf_counter() - t0, threads=torch.get_num_threads(),
+                  train_seconds=sum(r["seconds"] + r["eval_seconds"] for r in history),
+                  test_elbo_full=history[-1]["test_elbo"],
+                  learning_curve=[[r["epoch"], r["test_elbo"]] for r in history])
+    atomic_write_json(path, json_safe(report))
+    print(f"[{name}] NLL {-report['log_likelihood']:.2f} (S={args.num_samples}, {len(idx)} images, "
+          f"{report['eval_seconds']:.0f} s), ELBO {report['elbo']:.2f}, gap {report['gap']:.2f}, "
+          f"k-hat median {report['khat']['median']:.2f}, active units {report['active_units']}", flush=True)
+    return report
+
+
+def extrapolate(curve, target_epoch):
+    """Fit test ELBO(e) = a - b e^-c to the curve (epochs >= 2) and evaluate it at ``target_epoch``.
+
+    A crude power law; None when it does not fit (too few epochs or no convergence).
+    """
+    pts = [(e, v) for e, v in curve if e >= 2]
+    if len(pts) < 4:
+        return None
+    import numpy as np
+    from scipy.optimize import curve_fit
+
+    e, v = np.array(pts, dtype=float).T
+    try:
+        (a, b, c), _ = curve_fit(lambda t, a, b, c: a - b * t ** (-c), e, v, p0=(v[-1] + 1, 10.0, 0.5),
+                                 bounds=([-1e4, 0, 0.05], [0, 1e5, 3]), maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    return float(a - b * target_epoch ** (-c)), float(a)
+
+
+def fmt(x, spec=".2f"):
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def tabulate(args, reports):
+    """Markdown tables: results beside the anchors, and the learning-curve summary."""
+    lines = [f"| model | epochs | train min | NLL (S={args.num_samples}) | +-se | test ELBO | gap | "
+             f"k-hat median | k-hat > 0.7 | active units | Burda 2016 | pythae |",
+             "| --- |" + " ---: |" * 11]
+    for r in reports:
+        _, _, burda, pythae = MODELS[r["model"]]
+        lines.append(f"| {r['label']} | {r['epoch']} | {r['train_seconds'] / 60:.1f} | "
+                     f"{-r['log_likelihood']:.2f} | {r['stderr']['log_likelihood']:.2f} | {r['elbo']:.2f} | "
+                     f"{r['gap']:.2f} | {fmt(r['khat']['median'])} | {fmt(r['khat']['frac_above_0_7'], '.1%')} | "
+                     f"{r['active_units']}/{sum(s['dims'] for s in r['active_units_by_site'].values())} | "
+                     f"{fmt(burda)} | {fmt(pythae)} |")
+    lines += ["", "| model | test ELBO, epoch 1 | epoch E/2 | epoch E | last-quarter slope (nats/epoch) | "
+                  "power-law ELBO at 3,280 epochs | its asymptote |", "| --- |" + " ---: |" * 6]
+    for r in reports:
+        curve = r["learning_curve"]
+        values = dict((int(e), v) for e, v in curve)
+        last, half = max(values), max(1, max(values) // 2)
+        q = max(1, last - max(1, last // 4))
+        slope = (values[last] - values[q]) / (last - q) if last > q else float("nan")
+        ext = extrapolate(curve, 3280)
+        lines.append(f"| {r['label']} | {values[1]:.2f} | {values[half]:.2f} (e={half}) | {values[last]:.2f} | "
+                     f"{slope:+.3f} | {fmt(ext and ext[0])} | {fmt(ext and ext[1])} |")
+    return "\n".join(lines)
+
+
+def measure(args):
+    """Time a few training steps and a small K=S evaluation per model; project the full costs."""
+    import pyro
+
+    from pyro_vae.bounds import iwae
+    from pyro_vae.build import build_data, build_elbo, build_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = None
+    print(f"threads {torch.get_num_threads()}; projected for {args.max_test_images} test images, S={args.num_samples}")
+    for name in args.models.split(","):
+        config = config_for(args, name)
+        data = data or build_data(config)
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        vae = build_model(config, data)
+        elbo = build_elbo(config, vae)
+        opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+        batches = [torch.bernoulli(data.x_train[i * 128:(i + 1) * 128]) for i in range(13)]
+        times = []
+        for i, xb in enumerate(batches):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            elbo.loss_and_grads(vae.model, vae.guide, xb, num_data=data.num_train)
+            opt.step()
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+        step = sorted(times)[len(times) // 2]
+        epoch = step * math.ceil(data.num_train / args.batch_size)
+        x = data.x_test[:20]
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            iwae(vae.model, vae.guide, x, args.num_samples)
+            per_image = (time.perf_counter() - t0) / len(x)
+        print(f"{name:>9}: {1e3 * step:7.1f} ms/step, {epoch:6.1f} s/epoch, eval {per_image * 1e3:6.1f} ms/image "
+              f"-> {per_image * args.max_test_images:6.0f} s", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.measure:
+        return measure(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = os.path.join(args.out, args.data)
+    os.makedirs(root, exist_ok=True)
+    reports = []
+    for name in args.models.split(","):
+        run_dir = os.path.join(root, name)
+        if not args.no_train:
+            train(args, name, run_dir)
+        if completed_epochs(run_dir) == 0:
+            print(f"[{name}] no run in {run_dir}; skipped", flush=True)
+            continue
+        reports.append(evaluate(args, name, run_dir))
+        table = tabulate(args, reports)
+        with open(os.path.join(root, "results.md"), "w") as f:
+            f.write(table + "\n")
+        with open(os.path.join(root, "results.json"), "w") as f:
+            json.dump(reports, f, indent=1)
+    print(tabulate(args, reports))
+
+
+if __name__ == "__main__":
+    main()
