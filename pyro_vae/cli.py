@@ -107,6 +107,10 @@ def cmd_train(args):
     data = build_data(config)
     pyro.set_rng_seed(config.seed)
     vae = build_model(config, data)
+    if "elbo" not in given and not getattr(vae, "mean_field_guide", True):
+        config.elbo = "trace"  # the default meanfield would be refused for this guide
+        if not args.quiet:
+            print(f"--model {config.model}: its guide is not mean-field, training with --elbo trace")
     elbo = build_elbo(config, vae)
     if not args.resume:
         run.create(config)
@@ -220,12 +224,39 @@ def _cmd_evaluate(args):
     return run_command(args)
 
 
+def add_plot_parser(sub):
+    p = sub.add_parser("plot", help="write every applicable figure of a run as PNGs into DIR",
+                       description="Write the figures of the run in DIR as PNGs into DIR: training curves, "
+                       "reconstructions, prior samples, interpolations, latent scatter and 2-d manifold; the "
+                       "bound curve and per-image k-hat when DIR/eval.json exists (pyro-vae evaluate); the KL "
+                       "variance ratio and learning curves when DIR/kl_comparison.json exists (pyro-vae compare-kl).")
+    a = p.add_argument
+    a("dir", metavar="DIR", help="a run directory written by pyro-vae train")
+    a("--grid-size", type=int, default=15, help="G: the manifold decodes a G x G grid (default 15)")
+    a("--num-images", type=int, default=10, help="images per row of reconstructions, samples, interpolations (default 10)")
+    a("--khat-images", type=int, default=200,
+      help="images whose k-hat is recomputed with eval.json's settings for khat.png (default 200)")
+    a("--dpi", type=int, default=90, help="resolution of the PNGs (default 90)")
+    a("--seed", type=int, default=0, help="seed of prior samples and corruption noise (default 0)")
+    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    a("--quiet", action="store_true", help="print only the written files")
+    p.set_defaults(func=_cmd_plot)
+    return p
+
+
+def _cmd_plot(args):
+    from .plot_command import run_command  # imports matplotlib: only when this command runs
+
+    return run_command(args)
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_compare_kl_parser(sub)
     add_evaluate_parser(sub)
+    add_plot_parser(sub)
     return parser
 
 

@@ -28,7 +28,7 @@ from .build import build_elbo, build_model
 from .errors import UserError
 from .estimators import estimator_variance, kl_audit, kl_check, latent_order, summarize_kl_check
 from .plots import learning_curves_figure, variance_ratio_figure
-from .runs import atomic_write_bytes, atomic_write_json
+from .runs import atomic_write_bytes, atomic_write_json, json_safe
 from .train import fit
 
 OBJECTIVES = ("trace", "meanfield")  # compared in this order; ratios are meanfield / trace
@@ -90,7 +90,7 @@ def compare_kl(loaded, repeats=100, num_particles=(1, 4), batch_size=128, kl_sam
     if outcome_epochs:
         result["outcome"] = train_outcome(loaded.config, data, outcome_epochs, seeds, iwae_samples=iwae_samples,
                                           log=log)
-    return _finite(result)
+    return json_safe(result)
 
 
 def train_outcome(config, data, epochs, seeds, objectives=OBJECTIVES, iwae_samples=100, log=None):
@@ -228,14 +228,3 @@ def _sd(values):
 def _check_int(flag, value, least):
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise UserError(f"{flag} must be an integer of at least {least}, got {value!r}")
-
-
-def _finite(obj):
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

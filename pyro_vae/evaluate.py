@@ -21,6 +21,7 @@ import pyro.distributions as dist
 import torch
 
 from .bounds import KHAT_THRESHOLD, active_units, bound_curve, ess, iter_log_weights, psis, site_log_prob
+from .runs import json_safe  # noqa: F401  (re-exported: eval.json writers use it)
 from .terms import analytic_kl, factor_sites, sample_sites
 
 DEFAULT_KS = (1, 5, 50, 500, 5000)
@@ -235,7 +236,6 @@ def split_rows(data, split):
     Binarised data sets serve a fixed draw of each split (the training split of a dynamically
     binarised set is drawn once with the data seed), so evaluations are comparable.
     """
-    from .data import DATA_SEED
     from .errors import UserError
 
     if split == "test":
@@ -245,18 +245,5 @@ def split_rows(data, split):
             raise UserError(f"dataset {data.name} has no validation split; use --split test or train")
         return data.x_valid
     if split == "train":
-        if data.binarize == "dynamic":
-            return torch.bernoulli(data.x_train, generator=torch.Generator().manual_seed(DATA_SEED))
-        return data.x_train
+        return data.served_sample(len(data.x_train))  # one fixed binarisation when dynamic
     raise UserError(f"unknown --split {split!r}; choose test, valid or train")
-
-
-def json_safe(obj):
-    """``obj`` with non-finite floats replaced by None (JSON has no NaN or inf)."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -17,20 +17,15 @@ q(z2 | x) with p(z2 | z1) at a z1 drawn from q(z1 | z2), which biases it. Train 
 ``jit-trace`` or ``iwae:K``; :func:`~pyro_vae.terms.elbo_terms` samples both KL terms for it.
 """
 
-import itertools
-
 import pyro
 import torch
-import torch.nn as nn
 
 from .errors import check_positive
-from .models import data_plate, latent_scale
+from .models import LatentModel, data_plate, latent_scale
 from .posteriors import DiagonalNormal
 
-_instance_ids = itertools.count()
 
-
-class HierarchicalVAE(nn.Module):
+class HierarchicalVAE(LatentModel):
     """Two-stochastic-layer VAE, z1 -> z2 -> x; model and guide below.
 
     :param nn.Module encoder: ``x (B, D) -> (B, posterior.num_params(Z2))``, for q(z2 | x).
@@ -54,12 +49,7 @@ class HierarchicalVAE(nn.Module):
         self.conditional = DiagonalNormal()  # family of p(z2 | z1) and q(z1 | z2)
         if hasattr(prior, "bind"):
             prior.bind(self)  # raises a UserError: this model has no posterior_at
-        self.pyro_name = f"hvae{next(_instance_ids)}"
-        self.model, self.guide = self.model, self.guide  # bound once, see VAE
-
-    def _register(self, *parts):
-        for part in parts:
-            pyro.module(f"{self.pyro_name}.{part}", getattr(self, part))
+        self._bind_programs("hvae")
 
     def model(self, x, num_data=None, kl_scale=None):
         """z1 ~ p(z1); z2 ~ p(z2 | z1); x ~ p(x | z2) (observed), per data point.
@@ -80,22 +70,7 @@ class HierarchicalVAE(nn.Module):
             z2 = pyro.sample("z2", self.posterior(self.encoder(x)))  # (B, Z2)
             pyro.sample("z1", self.conditional(self.top_encoder(z2)))  # (B, Z1)
 
-    # --- deterministic helpers (no Pyro sites), as on VAE ------------------------------------------
-
-    @torch.no_grad()
-    def encode(self, x):
-        """Posterior mean of the layer next to the data, E_q[z2 | x], ``(B, Z2)``."""
-        return self.posterior.mean(self.encoder(x))
-
-    @torch.no_grad()
-    def decode(self, z2):
-        """Mean of p(x | z2), ``(..., D)``."""
-        return self.likelihood.mean(self.decoder(z2))
-
-    @torch.no_grad()
-    def reconstruct(self, x):
-        """Mean of p(x | z2 = E_q[z2 | x]), ``(B, D)``."""
-        return self.decode(self.encode(x))
+    # encode, decode, reconstruct (through z2, the layer next to the data) come from LatentModel
 
     @torch.no_grad()
     def sample(self, num_samples):

@@ -41,7 +41,41 @@ def latent_scale(kl_scale=None):
     return contextlib.nullcontext() if kl_scale is None else poutine.scale(scale=kl_scale)
 
 
-class VAE(nn.Module):
+class LatentModel(nn.Module):
+    """What every model here shares: Pyro registration under a per-instance name, ``model`` and
+    ``guide`` bound once, and the deterministic helpers through ``encoder``/``posterior`` (the layer
+    next to the data) and ``decoder``/``likelihood``.
+
+    Subclasses set their modules, then call :meth:`_bind_programs`.
+    """
+
+    def _bind_programs(self, prefix):
+        self.pyro_name = f"{prefix}{next(_instance_ids)}"
+        # Bind once: JIT ELBOs cache their compiled graph under id(model) and id(guide), and every
+        # attribute access would otherwise make a new bound method, so they recompiled every step.
+        self.model, self.guide = self.model, self.guide
+
+    def _register(self, *parts):
+        for part in parts:
+            pyro.module(f"{self.pyro_name}.{part}", getattr(self, part))
+
+    @torch.no_grad()
+    def encode(self, x):
+        """Posterior mean of the layer next to the data, E_q[z | x], ``(B, Z)``."""
+        return self.posterior.mean(self.encoder(x))
+
+    @torch.no_grad()
+    def decode(self, z):
+        """Mean of p(x | z), ``(..., D)``."""
+        return self.likelihood.mean(self.decoder(z))
+
+    @torch.no_grad()
+    def reconstruct(self, x):
+        """Mean of p(x | z = E_q[z | x]), ``(B, D)``."""
+        return self.decode(self.encode(x))
+
+
+class VAE(LatentModel):
     """Variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014).
 
     :param nn.Module encoder: ``x (B, D) -> (B, posterior.num_params(z_dim))``.
@@ -64,20 +98,13 @@ class VAE(nn.Module):
         self.prior = prior
         self.likelihood = likelihood if likelihood is not None else Bernoulli()
         self.posterior = posterior if posterior is not None else DiagonalNormal()
-        self.pyro_name = f"vae{next(_instance_ids)}"
         if hasattr(self.prior, "bind"):  # a prior built from the model's parts (e.g. the VampPrior)
             self.prior.bind(self)
-        # Bind once: JIT ELBOs cache their compiled graph under id(model) and id(guide), and every
-        # attribute access would otherwise make a new bound method, so they recompiled every step.
-        self.model, self.guide = self.model, self.guide
+        self._bind_programs("vae")
 
     @property
     def z_dim(self):
         return self.prior.z_dim
-
-    def _register(self, *parts):
-        for part in parts:
-            pyro.module(f"{self.pyro_name}.{part}", getattr(self, part))
 
     def model(self, x, num_data=None, kl_scale=None):
         """Generative story, for each data point n in the plate ``"data"``::
@@ -112,23 +139,6 @@ class VAE(nn.Module):
     def posterior_at(self, x):
         """q(z | x) as a distribution: batch ``(B,)``, event ``(Z,)``."""
         return self.posterior(self.encoder(x))
-
-    # --- deterministic helpers (no Pyro sites): codes, reconstructions, samples -------------------
-
-    @torch.no_grad()
-    def encode(self, x):
-        """Posterior mean E_q[z | x], ``(B, Z)``."""
-        return self.posterior.mean(self.encoder(x))
-
-    @torch.no_grad()
-    def decode(self, z):
-        """Mean of p(x | z), ``(..., D)``."""
-        return self.likelihood.mean(self.decoder(z))
-
-    @torch.no_grad()
-    def reconstruct(self, x):
-        """Mean of p(x | z = E_q[z | x]), ``(B, D)``."""
-        return self.decode(self.encode(x))
 
     @torch.no_grad()
     def sample(self, num_samples):

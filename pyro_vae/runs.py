@@ -8,6 +8,7 @@ loading never executes code from the file.
 import csv
 import io
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -36,8 +37,21 @@ def atomic_write_bytes(path, data):
         raise
 
 
+def json_safe(obj):
+    """``obj`` with non-finite floats replaced by None (strict JSON has no NaN or infinity)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def atomic_write_json(path, obj):
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Write ``obj`` as strict JSON (NaN and infinities become null), atomically."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 class RunDir:

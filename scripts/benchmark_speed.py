@@ -1,25 +1,50 @@
-"""Training-step speed of each Pyro objective against a hand-written PyTorch VAE, same process.
+"""Speed and memory of pyro_vae against hand-written PyTorch, same process, interleaved rounds.
 
-The reference (in this file only) uses the same encoder/decoder modules' architecture, the summed
-binary cross-entropy, the closed-form Gaussian KL and the same vectorised particles. Rounds are
-interleaved (reference, objective, reference, objective, ...) and each round's time ratio is taken
-against the reference run in the same round; the script prints the median ratio and its spread.
+Training step: each Pyro objective (``trace``, ``meanfield`` (the project's default),
+``jit-trace``, ``jit-meanfield``) against a hand-written VAE step (this file only: the same
+encoder/decoder modules, summed binary cross-entropy, closed-form Gaussian KL, the same vectorised
+particles, Adam) on the 784-400-20 MLP at batch 128. Evaluation: the K=5000 importance-weighted
+estimate per image, ``pyro_vae.bounds.iwae`` (log weights read from Pyro traces) against the
+hand-written vectorised loop ``torch_iwae`` of ``scripts/benchmark_iwae.py`` (same chunking, same
+streaming logsumexp), and the whole ``pyro-vae evaluate`` computation (``point_statistics``: bound
+curve, PSIS k-hat, ESS, posterior means) against the same reference.
 
-    python scripts/benchmark_speed.py                  # 784-400-20 MLP, batch 128
-    python scripts/benchmark_speed.py --particles 10 --rounds 15
+Rounds are interleaved (reference, ours, reference, ours, ...; evaluation alternates the order)
+and each round's time ratio is taken against the reference of the same round; the script prints
+the median ratio and its range. Peak memory (``--memory``): every configuration runs alone in a
+fresh subprocess, which builds the model and inputs, resets its peak RSS to the current RSS
+(``/proc/self/clear_refs``, Linux), records ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the
+baseline) and reads it again after the workload; the figure is the difference, the
+peak resident memory the workload added (first calls included: JIT compilation, allocator caches).
+
+    python scripts/benchmark_speed.py --threads 1                 # steps and evaluation
+    python scripts/benchmark_speed.py --threads 1 --memory        # plus peak memory per configuration
+    python scripts/benchmark_speed.py --profile                   # where the default objective's time goes
 """
 
 import argparse
 import copy
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import pyro
 import torch
 import torch.nn.functional as F
 
-from pyro_vae import TrainConfig, load_dataset, make_elbo
-from pyro_vae.build import build_vae
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmark_iwae import torch_iwae  # noqa: E402  the hand-written IWAE reference
+
+from pyro_vae import TrainConfig, load_dataset, make_elbo  # noqa: E402
+from pyro_vae.bounds import default_chunk_size, iwae  # noqa: E402
+from pyro_vae.build import build_vae  # noqa: E402
+from pyro_vae.evaluate import point_statistics  # noqa: E402
+
+DEFAULT_OBJECTIVE = TrainConfig().elbo
 
 
 class ReferenceStep:
@@ -64,31 +89,43 @@ def time_steps(step, batches):
     return time.perf_counter() - t
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--objectives", default="trace,meanfield,jit-trace,jit-meanfield")
-    p.add_argument("--particles", type=int, nargs="+", default=[1, 10])
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=20, help="steps per timed block")
-    p.add_argument("--rounds", type=int, default=11)
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
+def setup(args):
     data = load_dataset("mnist5k")
     gen = torch.Generator().manual_seed(0)
     batches = [torch.bernoulli(data.x_train[i * args.batch_size:(i + 1) * args.batch_size], generator=gen)
                for i in range(args.steps)]
-    print(f"torch {torch.__version__}, pyro {pyro.__version__}, threads {torch.get_num_threads()}, "
-          f"784-400-20 MLP, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds")
+    return data, batches
+
+
+def make_step(name, particles, data):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    vae = build_vae(TrainConfig(), data.data_dim)
+    if name == "reference":
+        return ReferenceStep(vae, data.num_train, particles)
+    return PyroStep(vae, make_elbo(name, particles), data.num_train)
+
+
+def eval_routes(args, data):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    vae = build_vae(TrainConfig(), data.data_dim).eval()
+    x = data.x_test[: args.eval_images]
+    chunk = default_chunk_size(len(x))
+    return {
+        "reference": lambda: torch_iwae(vae, x, args.num_samples, chunk),
+        "iwae": lambda: iwae(vae.model, vae.guide, x, args.num_samples, chunk),
+        "evaluate": lambda: point_statistics(vae.model, vae.guide, x, args.num_samples, chunk_size=chunk),
+    }
+
+
+def bench_steps(args, data, batches):
     print(f"{'objective':>14} {'P':>3} {'ms/step':>8} {'ref ms':>7} {'ratio':>6}  (min-max ratio)")
+    results = []
     for particles in args.particles:
         for name in args.objectives.split(","):
-            pyro.set_rng_seed(0)
-            vae = build_vae(TrainConfig(), data.data_dim)
-            ours = PyroStep(vae, make_elbo(name, particles), data.num_train)
-            ref = ReferenceStep(vae, data.num_train, particles)
+            ours, ref = make_step(name, particles, data), None
+            ref = ReferenceStep(ours.vae, data.num_train, particles)
             for step in (ours, ref):  # warm up (and compile the JIT objectives)
                 time_steps(step, batches[:3])
             ratios, t_ours, t_ref = [], [], []
@@ -98,9 +135,141 @@ def main():
                 ratios.append(o / r)
                 t_ours.append(o)
                 t_ref.append(r)
-            print(f"{name:>14} {particles:>3} {1e3 * statistics.median(t_ours) / args.steps:8.2f} "
-                  f"{1e3 * statistics.median(t_ref) / args.steps:7.2f} {statistics.median(ratios):6.2f}  "
-                  f"({min(ratios):.2f}-{max(ratios):.2f})")
+            row = dict(objective=name, particles=particles, ms=1e3 * statistics.median(t_ours) / args.steps,
+                       ref_ms=1e3 * statistics.median(t_ref) / args.steps, ratio=statistics.median(ratios),
+                       lo=min(ratios), hi=max(ratios))
+            results.append(row)
+            print(f"{name:>14} {particles:>3} {row['ms']:8.2f} {row['ref_ms']:7.2f} {row['ratio']:6.2f}  "
+                  f"({row['lo']:.2f}-{row['hi']:.2f})", flush=True)
+    return results
+
+
+def bench_eval(args, data):
+    routes = eval_routes(args, data)
+    for f in routes.values():  # warm up
+        f()
+    print(f"\nK={args.num_samples} evaluation, {args.eval_images} images per call, "
+          f"chunk {default_chunk_size(args.eval_images)} draws, {args.eval_rounds} rounds")
+    print(f"{'route':>14} {'ms/image':>9} {'ref ms':>7} {'ratio':>6}  (min-max ratio)")
+    times = {k: [] for k in routes}
+    for r in range(args.eval_rounds):
+        order = list(routes) if r % 2 == 0 else list(routes)[::-1]
+        for name in order:
+            t0 = time.perf_counter()
+            routes[name]()
+            times[name].append(time.perf_counter() - t0)
+    results = []
+    for name in ("iwae", "evaluate"):
+        ratios = [o / t for o, t in zip(times[name], times["reference"])]
+        row = dict(route=name, ms_per_image=1e3 * statistics.median(times[name]) / args.eval_images,
+                   ref_ms_per_image=1e3 * statistics.median(times["reference"]) / args.eval_images,
+                   ratio=statistics.median(ratios), lo=min(ratios), hi=max(ratios))
+        results.append(row)
+        print(f"{name:>14} {row['ms_per_image']:9.2f} {row['ref_ms_per_image']:7.2f} {row['ratio']:6.3f}  "
+              f"({row['lo']:.3f}-{row['hi']:.3f})", flush=True)
+    return results
+
+
+def reset_peak_rss():
+    """Reset this process's peak RSS (VmHWM, which ru_maxrss reports) to its current RSS.
+
+    Linux >= 4.0: writing 5 to /proc/self/clear_refs (proc(5)). Without it the baseline would be
+    the setup's transient peak (about 1 GiB of imports and data loading), which hides the workload.
+    """
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def child(args):
+    """Run one configuration alone and print the peak resident memory it added (JSON)."""
+    kind, name, particles = args.child.split(":")
+    data, batches = setup(args)
+    if kind == "step":
+        step = make_step(name, int(particles), data)
+        work = lambda: time_steps(step, batches)  # noqa: E731
+    else:
+        work = eval_routes(args, data)[name]
+    reset_peak_rss()  # setup (imports, data loading) peaks higher than the workload: forget it
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux: now the current RSS
+    work()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"config": args.child, "baseline_mib": base / 1024, "added_mib": (peak - base) / 1024}))
+
+
+def bench_memory(args):
+    configs = [f"step:reference:{p}" for p in args.particles]
+    configs += [f"step:{o}:{p}" for p in args.particles for o in args.objectives.split(",")]
+    configs += ["eval:reference:0", "eval:iwae:0", "eval:evaluate:0"]
+    print("\npeak resident memory added by the workload (fresh subprocess each; peak RSS reset after "
+          "setup; ru_maxrss after minus before the workload)")
+    results = []
+    for c in configs:
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", c, "--steps", str(args.steps),
+               "--batch-size", str(args.batch_size), "--eval-images", str(args.eval_images),
+               "--num-samples", str(args.num_samples)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        row = json.loads(out)
+        results.append(row)
+        print(f"{c:>24}: +{row['added_mib']:7.1f} MiB  (baseline {row['baseline_mib']:.0f} MiB)", flush=True)
+    return results
+
+
+def profile(args, data, batches):
+    import cProfile
+    import pstats
+
+    step = make_step(DEFAULT_OBJECTIVE, 1, data)
+    time_steps(step, batches[:3])
+    prof = cProfile.Profile()
+    prof.runcall(time_steps, step, batches * 5)
+    print(f"\ncProfile of {5 * len(batches)} '{DEFAULT_OBJECTIVE}' steps (P=1), by internal time:")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--objectives", default="trace,meanfield,jit-trace,jit-meanfield")
+    p.add_argument("--particles", type=int, nargs="+", default=[1, 10])
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    p.add_argument("--rounds", type=int, default=11)
+    p.add_argument("--num-samples", type=int, default=5000, help="K of the evaluation benchmark")
+    p.add_argument("--eval-images", type=int, default=50, help="test images per evaluation call")
+    p.add_argument("--eval-rounds", type=int, default=5)
+    p.add_argument("--skip-steps", action="store_true")
+    p.add_argument("--skip-eval", action="store_true")
+    p.add_argument("--memory", action="store_true", help="also measure peak memory, one subprocess each")
+    p.add_argument("--profile", action="store_true", help="cProfile the default objective's steps")
+    p.add_argument("--json", help="write all results to this file")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child:
+        return child(args)
+
+    data, batches = setup(args)
+    print(f"torch {torch.__version__}, pyro {pyro.__version__}, threads {torch.get_num_threads()}, "
+          f"784-400-20 MLP, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds; "
+          f"default objective: {DEFAULT_OBJECTIVE}; load average {os.getloadavg()[0]:.2f}")
+    out = {"torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads(),
+           "load_before": os.getloadavg()}
+    if not args.skip_steps:
+        out["steps"] = bench_steps(args, data, batches)
+    if not args.skip_eval:
+        out["eval"] = bench_eval(args, data)
+    if args.memory:
+        out["memory"] = bench_memory(args)
+    if args.profile:
+        profile(args, data, batches)
+    out["load_after"] = os.getloadavg()
+    print(f"\nload average before {out['load_before'][0]:.2f}, after {out['load_after'][0]:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,177 @@
+"""``pyro-vae plot DIR``: every figure that applies to a run, as PNGs in the run directory.
+
+From the run itself (checkpoint and ``history.csv``): training curves, reconstructions (corrupted /
+reconstruction / clean for a denoising AE), prior samples (models with a density), interpolations,
+the latent scatter and the 2-d manifold. From ``eval.json`` (``pyro-vae evaluate DIR``): the bound
+curve and per-image k-hat. From ``kl_comparison.json`` (``pyro-vae compare-kl DIR``): the variance
+ratio and, with an outcome, the learning curves of both objectives. Figures whose input is missing
+are listed with the command that makes it.
+"""
+
+import io
+import os
+
+import pyro
+import torch
+
+from .build import load_run
+from .errors import UserError
+from .hierarchical import HierarchicalVAE
+from .plots import bound_tightness_figure, khat_figure, learning_curves_figure, training_curves_figure, \
+    variance_ratio_figure
+from .plots_latent import (empirical_quantiles, image_grid_figure, interpolate, interpolation_figure,
+                           latent_scatter_figure, manifold_figure, marginal_quantiles, reconstructions_figure)
+from .priors import MixtureOfGaussians
+from .representations import codes as compute_codes
+from .runs import atomic_write_bytes
+
+GRID_PROBS = (0.05, 0.95)  # the manifold's grid spans these quantiles (Kingma & Welling: a uniform grid on (0, 1))
+
+
+def run_figures(loaded, grid_size=15, num_images=10, seed=0):
+    """The figures made from the run alone: ``({file name: Figure}, {file name: why skipped})``."""
+    model, data = loaded.model, loaded.data
+    device = next(model.parameters()).device
+    x_test = data.x_test.to(device)
+    figures, skipped = {}, {}
+    if loaded.history:
+        figures["training_curves.png"] = training_curves_figure(
+            loaded.history, title=f"{loaded.config.model} on {data.name}: training curves")
+
+    x = x_test[:num_images]
+    corruption = getattr(model, "corruption", None)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        pyro.set_rng_seed(seed)
+        corrupted = corruption(x) if corruption is not None else None
+        reconstruction = model.decode(model.encode(corrupted if corrupted is not None else x))
+        title = f"denoising AE ({corruption.spec()}): input, output, target" if corruption is not None else None
+        figures["reconstructions.png"] = reconstructions_figure(x, reconstruction, data.image_shape,
+                                                                corrupted=corrupted, title=title)
+        point_mass = not getattr(model.posterior, "has_density", True)
+        if point_mass:
+            skipped["samples.png"] = "a point-mass code has no generative prior to sample"
+        else:
+            figures["samples.png"] = image_grid_figure(model.sample(5 * num_images), data.image_shape, nrow=num_images,
+                                                       title="decoder means of z ~ p(z)")
+
+    codes = compute_codes(model, x_test)  # (N, Z) posterior means, or an autoencoder's codes
+    if len(x_test) >= 2 * min(num_images, 5):
+        pairs = min(num_images, 5)
+        path = interpolate(codes[:pairs], codes[pairs : 2 * pairs], steps=num_images)  # (P, T, Z)
+        figures["interpolations.png"] = interpolation_figure(model.decode(path), data.image_shape)
+
+    prior_dim = getattr(model.prior, "z_dim", None)
+    mixture = None
+    if isinstance(model.prior, MixtureOfGaussians) and prior_dim == codes.shape[1]:
+        prior = model.prior
+        mixture = {"loc": prior.loc.detach(), "scale": prior.log_scale.detach().exp(),
+                   "weights": torch.softmax(prior.logits.detach(), 0)}
+    figures["latent_scatter.png"] = latent_scatter_figure(codes, data.y_test, mixture=mixture)
+
+    if codes.shape[1] < 2:
+        skipped["latent_manifold.png"] = "needs a latent dimension of at least 2"
+    else:
+        figures["latent_manifold.png"] = _manifold(model, codes, grid_size, data.image_shape, point_mass)
+    return figures, skipped
+
+
+def _manifold(model, codes, grid_size, image_shape, point_mass):
+    """Z = 2 and a usable prior: the grid through the prior's quantiles (Kingma & Welling, Fig. 4).
+    Z > 2: a slice through the codes' mean along their two most varying dimensions. Autoencoders
+    and ``vae2`` (whose prior is over z1, not the decoder's z2): the codes' own quantiles."""
+    probs = torch.linspace(*GRID_PROBS, grid_size)
+    z_dim = codes.shape[1]
+    dims = (0, 1) if z_dim == 2 else tuple(codes.var(0).topk(2).indices.sort().values.tolist())
+    use_prior = not point_mass and not isinstance(model, HierarchicalVAE)
+    if use_prior:
+        with torch.no_grad():
+            values = marginal_quantiles(model.prior(), probs, dims)
+        source = "prior quantiles"
+    else:
+        values = empirical_quantiles(codes, probs, dims)
+        source = "quantiles of the test codes"
+    center = codes.mean(0) if z_dim > 2 or not use_prior else torch.zeros(z_dim)
+    where = "" if z_dim == 2 else f", other {z_dim - 2} dims at the codes' mean"
+    title = f"decoder means, z_{dims[0] + 1} x z_{dims[1] + 1} through {source} {GRID_PROBS[0]:g}-{GRID_PROBS[1]:g}{where}"
+    return manifold_figure(model.decode, values, center.to(codes.device), image_shape, dims=dims, title=title)
+
+
+def eval_figures(loaded, report, khat_images=200):
+    """Bound curve and per-image k-hat from ``eval.json``; k-hat is recomputed on the first
+    ``khat_images`` images with the report's seed, S, batch and chunk size, which repeats the very
+    draws ``pyro-vae evaluate`` made for those images."""
+    if (report.get("verdict") or {}).get("level") == "not-a-bound":
+        reason = "the guide is a point mass: its weights are not a bound (see eval.json's verdict)"
+        return {}, {"bound_tightness.png": reason, "khat.png": reason}
+    figures = {"bound_tightness.png": bound_tightness_figure(report)}
+    khat = per_image_khat(loaded, report, khat_images)
+    figures["khat.png"] = khat_figure(khat, report["num_samples"], title=f"Pareto k-hat per image (first "
+                                      f"{len(khat)} {report.get('split', 'test')} images)")
+    return figures, {}
+
+
+def per_image_khat(loaded, report, max_images):
+    """k-hat of the first ``max_images`` images evaluated in ``report`` (``eval.json``), ``(n,)``:
+    the same seed, S, batch and chunk size give the same draws as ``pyro-vae evaluate``."""
+    from .evaluate import dataset_statistics, split_rows
+
+    model = loaded.model
+    n = min(max_images, report["num_images"])
+    x = split_rows(loaded.data, report.get("split", "test"))[:n].to(next(model.parameters()).device)
+    with torch.random.fork_rng(devices=[]):
+        pyro.set_rng_seed(report.get("seed", 0))
+        stats = dataset_statistics(model.model, model.guide, x, report["num_samples"],
+                                   batch_size=report.get("batch_size", 100), chunk_size=report.get("chunk_size"))
+    return stats["khat"]
+
+
+def kl_figures(result):
+    """The figures of ``kl_comparison.json``: variance ratio, and learning curves with an outcome."""
+    figures = {"kl_variance_ratio.png": variance_ratio_figure(result["variance"]["ratio"])}
+    if "outcome" in result:
+        figures["kl_learning_curves.png"] = learning_curves_figure(result["outcome"]["curves"])
+    return figures, {"kl_learning_curves.png": "kl_comparison.json has no outcome; "
+                     "rerun pyro-vae compare-kl DIR --outcome-epochs N"} if "outcome" not in result else {}
+
+
+def make_figures(loaded, grid_size=15, num_images=10, khat_images=200, seed=0):
+    """All applicable figures of a loaded run: ``({file name: Figure}, {file name: why not made})``."""
+    figures, skipped = run_figures(loaded, grid_size, num_images, seed)
+    run = loaded.run
+    sources = [("eval.json", lambda r: eval_figures(loaded, r, khat_images), "pyro-vae evaluate",
+                ("bound_tightness.png", "khat.png")),
+               ("kl_comparison.json", kl_figures, "pyro-vae compare-kl", ("kl_variance_ratio.png",))]
+    for name, make, command, names in sources:
+        if os.path.isfile(run.file(name)):
+            more, why = make(run.read_json(name))
+            figures.update(more)
+            skipped.update(why)
+        else:
+            skipped.update({f: f"needs {name}: run {command} {run.path}" for f in names})
+    return figures, skipped
+
+
+def save_figure(fig, path, dpi=90):
+    """Write ``fig`` as a PNG atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run_command(args):
+    """The ``plot`` subcommand (see :func:`pyro_vae.cli.add_plot_parser`)."""
+    for flag, least in (("grid_size", 2), ("num_images", 2), ("khat_images", 1), ("dpi", 10)):
+        value = getattr(args, flag)
+        if value < least:
+            raise UserError(f"--{flag.replace('_', '-')} must be an integer of at least {least}, got {value}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load_run(args.dir)
+    figures, skipped = make_figures(loaded, args.grid_size, args.num_images, args.khat_images, args.seed)
+    for name, fig in figures.items():
+        save_figure(fig, loaded.run.file(name), dpi=args.dpi)
+        print(f"wrote {loaded.run.file(name)}")
+    if not args.quiet:
+        for name, why in skipped.items():
+            print(f"skipped {name}: {why}")
+    return 0
