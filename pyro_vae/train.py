@@ -87,16 +87,7 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         t0, losses = time.perf_counter(), []
         for xb in data.batches(batch_size, data_rng, drop_last=drop_last):
             optimizer.zero_grad(set_to_none=True)
-            try:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="Encountered NaN")  # fit raises its own
-                    loss = elbo.loss_and_grads(vae.model, vae.guide, xb.to(device), num_data=num_data,
-                                               **kl_kwargs)
-                loss /= num_data
-            except ValueError as e:  # with validation on, NaN parameters fail distribution checks first
-                if "invalid values" not in str(e):
-                    raise
-                loss = float("nan")
+            loss = _loss_and_grads(elbo, vae, xb.to(device), num_data, kl_kwargs) / num_data
             if not math.isfinite(loss):
                 bar.close()
                 raise _diverged(loss, epoch, len(losses) + 1, run)
@@ -126,6 +117,18 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
             run.write_history(history)
     bar.close()
     return history
+
+
+def _loss_and_grads(elbo, vae, xb, num_data, kl_kwargs):
+    """The ELBO estimate's loss (backpropagated), or NaN where NaN parameters failed validation."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Encountered NaN")  # fit raises its own error
+            return elbo.loss_and_grads(vae.model, vae.guide, xb, num_data=num_data, **kl_kwargs)
+    except ValueError as e:  # with validation on, NaN parameters fail distribution checks first
+        if "invalid values" not in str(e):
+            raise
+        return float("nan")
 
 
 def _diverged(loss, epoch, step, run):
