@@ -19,8 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pyro-vae train
 
+# The test suite, then the notebooks executed by nbmake in smoke mode (digits, a few epochs each) on
+# the venv's own kernel.
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+	PYRO_VAE_SMOKE=1 $(BIN)/python -m pytest --nbmake --nbmake-kernel=python3 --nbmake-timeout=300 notebooks
 
 clean:
 	rm -rf $(VENV) runs

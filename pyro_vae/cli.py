@@ -233,7 +233,8 @@ def add_plot_parser(sub):
     a = p.add_argument
     a("dir", metavar="DIR", help="a run directory written by pyro-vae train")
     a("--grid-size", type=int, default=15, help="G: the manifold decodes a G x G grid (default 15)")
-    a("--num-images", type=int, default=10, help="images per row of reconstructions, samples, interpolations (default 10)")
+    a("--num-images", type=int, default=10,
+      help="images per row of reconstructions, samples, interpolations (default 10)")
     a("--khat-images", type=int, default=200,
       help="images whose k-hat is recomputed with eval.json's settings for khat.png (default 200)")
     a("--dpi", type=int, default=90, help="resolution of the PNGs (default 90)")

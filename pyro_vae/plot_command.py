@@ -17,8 +17,8 @@ import torch
 from .build import load_run
 from .errors import UserError
 from .hierarchical import HierarchicalVAE
-from .plots import bound_tightness_figure, khat_figure, learning_curves_figure, training_curves_figure, \
-    variance_ratio_figure
+from .plots import (bound_tightness_figure, khat_figure, learning_curves_figure, training_curves_figure,
+                    variance_ratio_figure)
 from .plots_latent import (empirical_quantiles, image_grid_figure, interpolate, interpolation_figure,
                            latent_scatter_figure, manifold_figure, marginal_quantiles, reconstructions_figure)
 from .priors import MixtureOfGaussians
@@ -91,8 +91,9 @@ def _manifold(model, codes, grid_size, image_shape, point_mass):
         values = empirical_quantiles(codes, probs, dims)
         source = "quantiles of the test codes"
     center = codes.mean(0) if z_dim > 2 or not use_prior else torch.zeros(z_dim)
-    where = "" if z_dim == 2 else f", other {z_dim - 2} dims at the codes' mean"
-    title = f"decoder means, z_{dims[0] + 1} x z_{dims[1] + 1} through {source} {GRID_PROBS[0]:g}-{GRID_PROBS[1]:g}{where}"
+    where = "" if z_dim == 2 else f"\nthe other {z_dim - 2} dimensions at the test codes' mean"
+    title = (f"decoder means, z_{dims[0] + 1} x z_{dims[1] + 1} through {source} "
+             f"{GRID_PROBS[0]:g}-{GRID_PROBS[1]:g}{where}")
     return manifold_figure(model.decode, values, center.to(codes.device), image_shape, dims=dims, title=title)
 
 
@@ -125,13 +126,14 @@ def per_image_khat(loaded, report, max_images):
     return stats["khat"]
 
 
-def kl_figures(result):
+def kl_figures(result, path="DIR"):
     """The figures of ``kl_comparison.json``: variance ratio, and learning curves with an outcome."""
     figures = {"kl_variance_ratio.png": variance_ratio_figure(result["variance"]["ratio"])}
-    if "outcome" in result:
-        figures["kl_learning_curves.png"] = learning_curves_figure(result["outcome"]["curves"])
-    return figures, {"kl_learning_curves.png": "kl_comparison.json has no outcome; "
-                     "rerun pyro-vae compare-kl DIR --outcome-epochs N"} if "outcome" not in result else {}
+    if "outcome" not in result:
+        return figures, {"kl_learning_curves.png": "kl_comparison.json has no outcome; "
+                         f"rerun pyro-vae compare-kl {path} --outcome-epochs N"}
+    figures["kl_learning_curves.png"] = learning_curves_figure(result["outcome"]["curves"])
+    return figures, {}
 
 
 def make_figures(loaded, grid_size=15, num_images=10, khat_images=200, seed=0):
@@ -140,7 +142,8 @@ def make_figures(loaded, grid_size=15, num_images=10, khat_images=200, seed=0):
     run = loaded.run
     sources = [("eval.json", lambda r: eval_figures(loaded, r, khat_images), "pyro-vae evaluate",
                 ("bound_tightness.png", "khat.png")),
-               ("kl_comparison.json", kl_figures, "pyro-vae compare-kl", ("kl_variance_ratio.png",))]
+               ("kl_comparison.json", lambda r: kl_figures(r, run.path), "pyro-vae compare-kl",
+                ("kl_variance_ratio.png",))]
     for name, make, command, names in sources:
         if os.path.isfile(run.file(name)):
             more, why = make(run.read_json(name))

@@ -106,7 +106,7 @@ def latent_scatter_figure(codes, labels=None, mixture=None, title=None, max_poin
     :param codes: ``(N, Z)`` posterior means E_q[z|x] (or an autoencoder's codes).
     :param labels: ``(N,)`` integer labels, or None.
     :param dict mixture: a mixture prior's ``{"loc": (K, Z), "scale": (K, Z), "weights": (K,)}``;
-        its component means are drawn (projected by the same PCA), with 1- and 2-sigma ellipses when Z = 2.
+        its component means are drawn (projected by the same PCA), with 1-sd ellipses when Z = 2.
     """
     codes = codes[:max_points]
     z_dim = codes.shape[1]
@@ -126,19 +126,24 @@ def latent_scatter_figure(codes, labels=None, mixture=None, title=None, max_poin
         weights = torch.as_tensor(mixture["weights"]).double()
         ax.scatter(loc[:, 0], loc[:, 1], marker="x", s=30 + 300 * weights, color="black", linewidths=1.5,
                    label="prior components")
-        if z_dim == 2:
+        if z_dim == 2:  # one-standard-deviation ellipse per component, darker for a heavier weight
             scale = torch.as_tensor(mixture["scale"]).double()
             for k in range(loc.shape[0]):
-                for n in (1, 2):
-                    ax.add_patch(Ellipse(loc[k].tolist(), 2 * n * scale[k, 0].item(), 2 * n * scale[k, 1].item(),
-                                         fill=False, color="black", alpha=0.5 / n, linewidth=1))
+                ax.add_patch(Ellipse(loc[k].tolist(), 2 * scale[k, 0].item(), 2 * scale[k, 1].item(), fill=False,
+                                     color="black", alpha=0.2 + 0.6 * (weights[k] / weights.max()).item(),
+                                     linewidth=1))
     if z_dim <= 2:
         ax.set_xlabel("z_1")
         ax.set_ylabel("z_2" if z_dim == 2 else "")
     else:
         ax.set_xlabel(f"PC 1 of E_q[z|x] ({share[0]:.0%} of variance)")
         ax.set_ylabel(f"PC 2 ({share[1]:.0%} of variance)")
-    ax.set_title(title or f"test posterior means ({len(codes)} points, Z = {z_dim})", fontsize="medium")
+    if title is None:
+        title = f"test posterior means ({len(codes)} points, Z = {z_dim})"
+        if mixture is not None:
+            title += f"\nx: the {len(mixture['weights'])} prior components' means (size: weight)" + \
+                (", ellipses: 1 sd" if z_dim == 2 else "")
+    ax.set_title(title, fontsize="medium")
     return fig
 
 

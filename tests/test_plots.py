@@ -78,7 +78,8 @@ def test_marginal_quantiles_exact_for_normal_and_empirical_for_mixture():
     q = marginal_quantiles(mixture, probs, num_samples=40000)
     assert torch.allclose(q, lo[:, None].expand(3, 2), atol=0.05)
     codes = torch.arange(101.0)[:, None].expand(-1, 3)
-    assert torch.allclose(empirical_quantiles(codes, [0.1, 0.9], dims=(0, 2)), torch.tensor([[10.0, 10.0], [90.0, 90.0]]))
+    expected = torch.tensor([[10.0, 10.0], [90.0, 90.0]])
+    assert torch.allclose(empirical_quantiles(codes, [0.1, 0.9], dims=(0, 2)), expected)
 
 
 # --- latent scatter -----------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def test_latent_scatter_colours_labels_and_draws_mixture(tmp_path):
     ax = fig.axes[0]
     assert len(fig.axes) == 1
     assert len(ax.collections) == 4 + 1  # one scatter per label, one for the component means
-    assert len(ax.patches) == 2 * 3  # 1- and 2-sigma ellipse per component
+    assert len(ax.patches) == 3  # a 1-sd ellipse per component
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2", "3"]
     assert_png(fig, tmp_path)
     fig = latent_scatter_figure(torch.randn(80, 5), None, mixture=mixture | {"loc": torch.randn(3, 5)})
@@ -239,6 +240,11 @@ def test_plot_command_on_denoising_autoencoder(tmp_path, capsys):
     assert main(["plot", str(out), "--grid-size", "4", "--dpi", "40", "--quiet"]) == 0
     assert {p.name for p in out.glob("*.png")} == RUN_FIGURES - {"samples.png"}
     assert "skipped samples.png" not in capsys.readouterr().out  # --quiet lists only the written files
+    assert main(["evaluate", str(out), "--max-images", "20", "--no-representation", "--quiet"]) == 0
+    assert main(["plot", str(out), "--grid-size", "4", "--dpi", "40"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped bound_tightness.png: the guide is a point mass" in printed  # not a bound: no curve
+    assert not (out / "bound_tightness.png").exists() and not (out / "khat.png").exists()
 
 
 def test_plot_command_rejects_bad_input(tmp_path, capsys):
