@@ -5,6 +5,7 @@ run exits 3 and an interrupted one 130, each keeping its last checkpoint.
 """
 
 import argparse
+import importlib
 import os
 import statistics
 import sys
@@ -160,15 +161,26 @@ def _set_threads(threads):
         torch.set_num_threads(threads)
 
 
+def _run_dir_parser(sub, name, module, quiet_help, **kwargs):
+    """A subcommand on a run directory: ``DIR``, ``--threads`` and ``--quiet``; it runs
+    ``pyro_vae.<module>.run_command(args)``, imported only then (matplotlib, arviz load lazily)."""
+    p = sub.add_parser(name, **kwargs)
+    p.add_argument("dir", metavar="DIR", help="a run directory written by pyro-vae train")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+    p.set_defaults(func=lambda args: importlib.import_module(f".{module}", __package__).run_command(args))
+    return p
+
+
 def add_compare_kl_parser(sub):
-    p = sub.add_parser("compare-kl", help="sampled against analytic KL on a trained run: audit, KL check, variance",
-                       description="Compare Trace_ELBO (sampled KL) with TraceMeanField_ELBO (analytic KL where "
+    p = _run_dir_parser(sub, "compare-kl", "compare_kl", quiet_help="print only the path of the written file",
+                        help="sampled against analytic KL on a trained run: audit, KL check, variance",
+                        description="Compare Trace_ELBO (sampled KL) with TraceMeanField_ELBO (analytic KL where "
                        "registered) on the run in DIR: which latent sites get an analytic KL, Monte-Carlo KL "
                        "against it (z-scores), and the variance of the ELBO and of its gradient per parameter "
                        "group on a fixed batch with paired draws. With --outcome-epochs it also trains the run's "
                        "configuration with each objective over --seeds. Writes DIR/kl_comparison.json and figures.")
     a = p.add_argument
-    a("dir", metavar="DIR", help="a run directory written by pyro-vae train")
     a("--repeats", type=int, default=100, help="paired gradient estimates per objective and particle count (default 100)")
     a("--num-particles", type=int, nargs="+", default=[1, 4], metavar="P",
       help="particle counts of the variance measurement (default 1 4)")
@@ -179,28 +191,20 @@ def add_compare_kl_parser(sub):
     a("--seeds", type=int, nargs="+", metavar="S", help="seeds of the outcome training (default 0 1 2)")
     a("--iwae-samples", type=int, default=100, help="K of the outcome's IWAE log-likelihood; 0 skips it (default 100)")
     a("--seed", type=int, default=0, help="seed of the KL check and variance draws (default 0)")
-    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
-    a("--quiet", action="store_true", help="print only the path of the written file")
-    p.set_defaults(func=_cmd_compare_kl)
     return p
 
 
-def _cmd_compare_kl(args):
-    from .compare_kl import run_command  # imports matplotlib: only when this command runs
-
-    return run_command(args)
-
-
 def add_evaluate_parser(sub):
-    p = sub.add_parser("evaluate", help="how tight is the ELBO: IWAE bounds, gap, PSIS k-hat; writes DIR/eval.json",
-                       description="Score the run in DIR on held-out data with S importance samples per image: "
+    p = _run_dir_parser(sub, "evaluate", "evaluate_command",
+                        quiet_help="no table and no progress bar; print only the written file",
+                        help="how tight is the ELBO: IWAE bounds, gap, PSIS k-hat; writes DIR/eval.json",
+                        description="Score the run in DIR on held-out data with S importance samples per image: "
                        "ELBO (reconstruction, KL), the bound curve L_K for K in 1, 5, 50, 500, S from one set of "
                        "draws, the gap L_S - ELBO, PSIS k-hat and ESS of the weights, the PSIS estimate, active "
                        "units and a verdict on whether L_S can be read as log p(x). With --local-opt-images N it "
                        "also splits the gap into approximation and amortization parts (Cremer et al. 2018). "
                        "Writes DIR/eval.json (nats per image).")
     a = p.add_argument
-    a("dir", metavar="DIR", help="a run directory written by pyro-vae train")
     a("--split", default="test", help="test | valid | train (default test)")
     a("--num-samples", type=int, default=5000, help="importance samples S per image (default 5000)")
     a("--max-images", type=int, help="evaluate only the first N images of the split (default all)")
@@ -210,28 +214,19 @@ def add_evaluate_parser(sub):
     a("--batch-size", type=int, default=100, help="images scored at once (default 100)")
     a("--chunk-size", type=int, help="samples per network pass (default: about 8192 rows / batch size)")
     a("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
-    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
     a("--no-representation", dest="representation", action="store_false",
       help="skip the code report (reconstruction errors, code statistics, linear probes)")
-    a("--quiet", action="store_true", help="no table and no progress bar; print only the written file")
-    p.set_defaults(func=_cmd_evaluate)
     return p
 
 
-def _cmd_evaluate(args):
-    from .evaluate_command import run_command
-
-    return run_command(args)
-
-
 def add_plot_parser(sub):
-    p = sub.add_parser("plot", help="write every applicable figure of a run as PNGs into DIR",
-                       description="Write the figures of the run in DIR as PNGs into DIR: training curves, "
+    p = _run_dir_parser(sub, "plot", "plot_command", quiet_help="print only the written files",
+                        help="write every applicable figure of a run as PNGs into DIR",
+                        description="Write the figures of the run in DIR as PNGs into DIR: training curves, "
                        "reconstructions, prior samples, interpolations, latent scatter and 2-d manifold; the "
                        "bound curve and per-image k-hat when DIR/eval.json exists (pyro-vae evaluate); the KL "
                        "variance ratio and learning curves when DIR/kl_comparison.json exists (pyro-vae compare-kl).")
     a = p.add_argument
-    a("dir", metavar="DIR", help="a run directory written by pyro-vae train")
     a("--grid-size", type=int, default=15, help="G: the manifold decodes a G x G grid (default 15)")
     a("--num-images", type=int, default=10,
       help="images per row of reconstructions, samples, interpolations (default 10)")
@@ -239,16 +234,7 @@ def add_plot_parser(sub):
       help="images whose k-hat is recomputed with eval.json's settings for khat.png (default 200)")
     a("--dpi", type=int, default=90, help="resolution of the PNGs (default 90)")
     a("--seed", type=int, default=0, help="seed of prior samples and corruption noise (default 0)")
-    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
-    a("--quiet", action="store_true", help="print only the written files")
-    p.set_defaults(func=_cmd_plot)
     return p
-
-
-def _cmd_plot(args):
-    from .plot_command import run_command  # imports matplotlib: only when this command runs
-
-    return run_command(args)
 
 
 def make_parser():
