@@ -12,8 +12,9 @@ curve, PSIS k-hat, ESS, posterior means) against the same reference.
 Rounds are interleaved (reference, ours, reference, ours, ...; evaluation alternates the order)
 and each round's time ratio is taken against the reference of the same round; the script prints
 the median ratio and its range. Peak memory (``--memory``): every configuration runs alone in a
-fresh subprocess, which builds the model and inputs, resets its peak RSS to the current RSS
-(``/proc/self/clear_refs``, Linux), records ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the
+fresh subprocess, which builds the model and inputs, returns freed heap to the OS (glibc
+``malloc_trim``), resets its peak RSS to the current RSS (``/proc/self/clear_refs``, Linux; glibc's ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed
+tensors leave RSS), records ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the
 baseline) and reads it again after the workload; the figure is the difference, the
 peak resident memory the workload added (first calls included: JIT compilation, allocator caches).
 
@@ -174,9 +175,14 @@ def reset_peak_rss():
     """Reset this process's peak RSS (VmHWM, which ru_maxrss reports) to its current RSS.
 
     Linux >= 4.0: writing 5 to /proc/self/clear_refs (proc(5)). Without it the baseline would be
-    the setup's transient peak (about 1 GiB of imports and data loading), which hides the workload.
+    the setup's transient peak (about 1 GiB of imports and data loading), which hides the workload;
+    glibc's ``malloc_trim(0)`` first returns the setup's freed heap to the OS, else the workload
+    reuses those already-resident pages and adds nothing to the peak.
     """
-    with open("/proc/self/clear_refs", "w") as f:
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back to the OS, so the workload's
+    with open("/proc/self/clear_refs", "w") as f:  # allocations show as new resident pages
         f.write("5")
 
 
@@ -205,11 +211,15 @@ def bench_memory(args):
     results = []
     for c in configs:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", c, "--steps", str(args.steps),
+               *(["--no-validation"] if args.no_validation else []),
                "--batch-size", str(args.batch_size), "--eval-images", str(args.eval_images),
                "--num-samples", str(args.num_samples)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        # Tensors above 64 KiB get their own mmap, unmapped on free: RSS then tracks live tensors
+        # instead of glibc's heap reusing pages that setup freed (which hid the workload entirely).
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]
         row = json.loads(out)
         results.append(row)
         print(f"{c:>24}: +{row['added_mib']:7.1f} MiB  (baseline {row['baseline_mib']:.0f} MiB)", flush=True)
@@ -244,18 +254,22 @@ def main():
     p.add_argument("--profile", action="store_true", help="cProfile the default objective's steps")
     p.add_argument("--json", help="write all results to this file")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-validation", action="store_true",
+                   help="turn Pyro's distribution checks off (on by default in Pyro, and in pyro-vae train)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    pyro.enable_validation(not args.no_validation)
     if args.child:
         return child(args)
 
     data, batches = setup(args)
     print(f"torch {torch.__version__}, pyro {pyro.__version__}, threads {torch.get_num_threads()}, "
           f"784-400-20 MLP, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds; "
-          f"default objective: {DEFAULT_OBJECTIVE}; load average {os.getloadavg()[0]:.2f}")
-    out = {"torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads(),
+          f"default objective: {DEFAULT_OBJECTIVE}; Pyro validation {'off' if args.no_validation else 'on'}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    out = {"validation": not args.no_validation, "torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads(),
            "load_before": os.getloadavg()}
     if not args.skip_steps:
         out["steps"] = bench_steps(args, data, batches)
