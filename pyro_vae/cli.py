@@ -176,10 +176,10 @@ def add_compare_kl_parser(sub):
     p = _run_dir_parser(sub, "compare-kl", "compare_kl", quiet_help="print only the path of the written file",
                         help="sampled against analytic KL on a trained run: audit, KL check, variance",
                         description="Compare Trace_ELBO (sampled KL) with TraceMeanField_ELBO (analytic KL where "
-                       "registered) on the run in DIR: which latent sites get an analytic KL, Monte-Carlo KL "
-                       "against it (z-scores), and the variance of the ELBO and of its gradient per parameter "
-                       "group on a fixed batch with paired draws. With --outcome-epochs it also trains the run's "
-                       "configuration with each objective over --seeds. Writes DIR/kl_comparison.json and figures.")
+                        "registered) on the run in DIR: which latent sites get an analytic KL, Monte-Carlo KL "
+                        "against it (z-scores), and the variance of the ELBO and of its gradient per parameter "
+                        "group on a fixed batch with paired draws. With --outcome-epochs it also trains the run's "
+                        "configuration with each objective over --seeds. Writes DIR/kl_comparison.json and figures.")
     a = p.add_argument
     a("--repeats", type=int, default=100, help="paired gradient estimates per objective and particle count (default 100)")
     a("--num-particles", type=int, nargs="+", default=[1, 4], metavar="P",
@@ -199,11 +199,11 @@ def add_evaluate_parser(sub):
                         quiet_help="no table and no progress bar; print only the written file",
                         help="how tight is the ELBO: IWAE bounds, gap, PSIS k-hat; writes DIR/eval.json",
                         description="Score the run in DIR on held-out data with S importance samples per image: "
-                       "ELBO (reconstruction, KL), the bound curve L_K for K in 1, 5, 50, 500, S from one set of "
-                       "draws, the gap L_S - ELBO, PSIS k-hat and ESS of the weights, the PSIS estimate, active "
-                       "units and a verdict on whether L_S can be read as log p(x). With --local-opt-images N it "
-                       "also splits the gap into approximation and amortization parts (Cremer et al. 2018). "
-                       "Writes DIR/eval.json (nats per image).")
+                        "ELBO (reconstruction, KL), the bound curve L_K for K in 1, 5, 50, 500, S from one set of "
+                        "draws, the gap L_S - ELBO, PSIS k-hat and ESS of the weights, the PSIS estimate, active "
+                        "units and a verdict on whether L_S can be read as log p(x). With --local-opt-images N it "
+                        "also splits the gap into approximation and amortization parts (Cremer et al. 2018). "
+                        "Writes DIR/eval.json (nats per image).")
     a = p.add_argument
     a("--split", default="test", help="test | valid | train (default test)")
     a("--num-samples", type=int, default=5000, help="importance samples S per image (default 5000)")
@@ -223,9 +223,9 @@ def add_plot_parser(sub):
     p = _run_dir_parser(sub, "plot", "plot_command", quiet_help="print only the written files",
                         help="write every applicable figure of a run as PNGs into DIR",
                         description="Write the figures of the run in DIR as PNGs into DIR: training curves, "
-                       "reconstructions, prior samples, interpolations, latent scatter and 2-d manifold; the "
-                       "bound curve and per-image k-hat when DIR/eval.json exists (pyro-vae evaluate); the KL "
-                       "variance ratio and learning curves when DIR/kl_comparison.json exists (pyro-vae compare-kl).")
+                        "reconstructions, prior samples, interpolations, latent scatter and 2-d manifold; the "
+                        "bound curve and per-image k-hat when DIR/eval.json exists (pyro-vae evaluate); the KL "
+                        "variance ratio and learning curves when DIR/kl_comparison.json exists (pyro-vae compare-kl).")
     a = p.add_argument
     a("--grid-size", type=int, default=15, help="G: the manifold decodes a G x G grid (default 15)")
     a("--num-images", type=int, default=10,
