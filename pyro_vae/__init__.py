@@ -1,5 +1,6 @@
 """pyro_vae: autoencoders and variational autoencoders as Pyro programs."""
 
+from .autoencoders import Autoencoder, GaussianNoise, Masking, jacobian_frobenius_sq
 from .bounds import active_units, bound_curve, ess, iwae, log_weights, psis
 from .config import TrainConfig
 from .data import Dataset, load_dataset
@@ -14,12 +15,13 @@ from .models import VAE, data_plate
 from .nets import MLP
 from .objectives import IWAE_ELBO, kl_scale, make_elbo
 from .posteriors import IAF, Delta, DiagonalNormal, FullNormal, LowRankNormal
-from .priors import MixtureOfGaussians, StandardNormal, VampPrior
+from .priors import Flat, MixtureOfGaussians, SparseLaplace, StandardNormal, VampPrior
 from .runs import RunDir
 from .terms import elbo_terms
 from .train import evaluate_elbo, fit
 
 __all__ = [
+    "Autoencoder", "Flat", "GaussianNoise", "Masking", "SparseLaplace", "jacobian_frobenius_sq",
     "active_units", "bound_curve", "dataset_statistics", "ess", "inference_gaps", "iwae", "log_weights",
     "point_statistics", "psis", "summarise",
     "SampledKLWarning", "estimator_variance", "gradient_variance", "kl_audit", "kl_check", "parameter_groups",
