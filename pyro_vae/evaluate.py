@@ -22,7 +22,7 @@ import torch
 
 from .bounds import KHAT_THRESHOLD, active_units, bound_curve, ess, iter_log_weights, psis, site_log_prob
 from .runs import json_safe  # noqa: F401  (re-exported: eval.json writers use it)
-from .terms import analytic_kl, factor_sites, sample_sites
+from .terms import sample_sites, trace_terms
 
 DEFAULT_KS = (1, 5, 50, 500, 5000)
 DEFAULT_BATCH_SIZE = 100
@@ -57,8 +57,9 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
                                                          max_plate_nesting):
         weights.append(lw.double())  # (k, B)
         k = lw.shape[0]
-        for name, value in _chunk_terms(model_trace, guide_trace).items():
-            sums[name] = sums[name] + value.double().expand(k, batch).sum(0)
+        terms = trace_terms(model_trace, guide_trace, site_log_prob=site_log_prob)
+        for name in sums:
+            sums[name] = sums[name] + terms[name].double().expand(k, batch).sum(0)
         for site in sample_sites(guide_trace, observed=False):
             z = site["value"].double().reshape(k, batch, -1)  # (k, B, U)
             means[site["name"]] = means.get(site["name"], 0.0) + z.sum(0)
@@ -79,19 +80,6 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
     stats["khat"] = torch.where(stats["constant"], math.nan, stats["khat"])  # no tail to fit
     stats["means"] = {name: total / num_samples for name, total in means.items()}
     return stats
-
-
-def _chunk_terms(model_trace, guide_trace):
-    """Per-draw reconstruction, KL and factor terms of one chunk of traces, each ``(k, B)``."""
-    reconstruction = sum(site_log_prob(s) for s in sample_sites(model_trace, observed=True))
-    kl = 0.0
-    for guide_site in sample_sites(guide_trace, observed=False):
-        model_site = model_trace.nodes[guide_site["name"]]
-        kl_site = analytic_kl(guide_site, model_site)
-        kl = kl + (kl_site if kl_site is not None else site_log_prob(guide_site) - site_log_prob(model_site))
-    penalty = sum(site_log_prob(s) for s in factor_sites(model_trace)) \
-        - sum(site_log_prob(s) for s in factor_sites(guide_trace))
-    return {"reconstruction": reconstruction, "kl": torch.as_tensor(kl), "penalty": torch.as_tensor(penalty)}
 
 
 def dataset_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, batch_size=DEFAULT_BATCH_SIZE,

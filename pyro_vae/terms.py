@@ -85,17 +85,23 @@ def elbo_terms(model, guide, x, use_analytic_kl=True):
     ``elbo = reconstruction - kl + penalty``.
     Returns a dict of ``(B,)`` tensors in nats, unscaled (call the programs without ``num_data``).
     """
-    model_trace, guide_trace = get_traces(model, guide, x)
-    reconstruction = sum(log_prob(s) for s in sample_sites(model_trace, observed=True))
+    return trace_terms(*get_traces(model, guide, x), use_analytic_kl=use_analytic_kl)
+
+
+def trace_terms(model_trace, guide_trace, use_analytic_kl=True, site_log_prob=log_prob):
+    """The terms of :func:`elbo_terms` read from given traces, ``(..., B)`` each (leading particle
+    dims kept; analytic KL terms broadcast against them). ``site_log_prob`` computes a site's
+    log-density (callers may pass a caching version)."""
+    reconstruction = sum(site_log_prob(s) for s in sample_sites(model_trace, observed=True))
     kl = torch.zeros_like(reconstruction)
     use_analytic_kl = use_analytic_kl and same_order(model_trace, guide_trace)
     for guide_site in sample_sites(guide_trace, observed=False):
         model_site = model_trace.nodes[guide_site["name"]]
         kl_site = analytic_kl(guide_site, model_site) if use_analytic_kl else None
-        kl = kl + (kl_site if kl_site is not None else log_prob(guide_site) - log_prob(model_site))
+        kl = kl + (kl_site if kl_site is not None else site_log_prob(guide_site) - site_log_prob(model_site))
     penalty = torch.zeros_like(reconstruction)
     for sign, trace in ((1.0, model_trace), (-1.0, guide_trace)):
         for site in factor_sites(trace):
-            penalty = penalty + sign * log_prob(site)
+            penalty = penalty + sign * site_log_prob(site)
     return {"elbo": reconstruction - kl + penalty, "reconstruction": reconstruction, "kl": kl,
             "penalty": penalty}
