@@ -83,15 +83,15 @@ def _save_denoising_figure(loaded, seed, n=10):
     """Corrupted input / reconstruction / clean target rows, as ``DIR/denoising.png``."""
     import torch
 
-    from .plots import image_rows_figure
+    from .plots_latent import reconstructions_figure
 
     model, x = loaded.model, loaded.data.x_test[:n].to(next(loaded.model.parameters()).device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         corrupted = model.corruption(x)
-    rows = {"corrupted": corrupted, "reconstruction": model.decode(model.encode(corrupted)), "clean": x}
-    fig = image_rows_figure(rows, loaded.data.image_shape,
-                            title=f"denoising AE ({model.corruption.spec()}): input, output, target")
+    fig = reconstructions_figure(x, model.decode(model.encode(corrupted)), loaded.data.image_shape,
+                                 corrupted=corrupted,
+                                 title=f"denoising AE ({model.corruption.spec()}): input, output, target")
     fig.savefig(loaded.run.file("denoising.png"), dpi=100)
 
 
