@@ -14,7 +14,7 @@ import time
 import pyro
 import torch
 
-from . import likelihoods, objectives, posteriors, priors, specs
+from . import likelihoods, objectives, posteriors, priors, schedules, specs
 from .build import MODELS, build_data, build_elbo, build_model
 from .config import TrainConfig
 from .data import BINARIZE_MODES
@@ -23,7 +23,7 @@ from .runs import RunDir
 from .train import TrainingDiverged, fit
 
 # Flags that may change when a run is resumed: they do not change the model being trained.
-RESUMABLE = {"epochs", "lr", "clip_norm", "quiet", "device", "threads", "data_dir"}
+RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir"}
 
 
 def _sizes(text):
@@ -71,6 +71,9 @@ def add_train_parser(sub):
     a("--epochs", type=int, help=f"total epochs; with --resume, train up to this many (default {d.epochs})")
     a("--batch-size", type=int, help=f"minibatch size (default {d.batch_size})")
     a("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
+    a("--lr-schedule", help=f"{specs.usages(schedules.REGISTRY)}: {specs.describe(schedules.REGISTRY)} "
+      f"(default {d.lr_schedule})")
+    a("--adam-eps", type=float, help=f"Adam's epsilon (default {d.adam_eps:g}; Burda et al. 1e-4)")
     a("--clip-norm", type=float, help="clip the gradient's global norm (default off)")
     a("--seed", type=int, help=f"random seed (default {d.seed})")
     a("--device", choices=["cpu", "cuda"], help=f"(default {d.device})")
@@ -113,6 +116,7 @@ def cmd_train(args):
         if not args.quiet:
             print(f"--model {config.model}: its guide is not mean-field, training with --elbo trace")
     elbo = build_elbo(config, vae)
+    schedule = schedules.make_schedule(config.lr_schedule, config.epochs)
     if not args.resume:
         run.create(config)
     else:  # epochs, lr, ... may have changed: record what this run now is
@@ -122,7 +126,7 @@ def cmd_train(args):
               f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}; run directory {run.path}")
     try:
         history = fit(vae, data, elbo, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                      betas=config.betas, clip_norm=config.clip_norm, seed=config.seed, run=run,
+                      betas=config.betas, eps=config.adam_eps, lr_schedule=schedule, clip_norm=config.clip_norm, seed=config.seed, run=run,
                       beta=config.beta, kl_warmup=config.kl_warmup,
                       resume=bool(args.resume), quiet=args.quiet)
     except KeyboardInterrupt:

@@ -36,7 +36,9 @@ class TrainConfig:
     contraction: float = 0.1  # lambda_c of the contractive AE's penalty lambda_c ||J_f(x)||_F^2
     epochs: int = 50  # total passes over the training set (resume continues up to this)
     batch_size: int = 128  # minibatch size B
-    lr: float = 1e-3  # Adam learning rate
+    lr: float = 1e-3  # Adam learning rate (the base rate of --lr-schedule)
+    lr_schedule: str = "constant"  # constant | burda[:STAGES] | cosine[:EPOCHS], see pyro_vae.schedules
+    adam_eps: float = 1e-8  # Adam's epsilon (Burda et al. 2016 use 1e-4)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # Adam betas
     clip_norm: Optional[float] = None  # clip the gradient's global L2 norm to this (None: off)
     seed: int = 0  # seeds initialisation, minibatch order, binarisation and the ELBO's samples
@@ -58,6 +60,8 @@ class TrainConfig:
                 raise UserError(f"--{name} must be a positive number, got {value!r}")
         if not isinstance(self.kl_warmup, int) or isinstance(self.kl_warmup, bool) or self.kl_warmup < 0:
             raise UserError(f"--kl-warmup must be a whole number of epochs (0: off), got {self.kl_warmup!r}")
+        if isinstance(self.adam_eps, bool) or not isinstance(self.adam_eps, (int, float)) or not self.adam_eps > 0:
+            raise UserError(f"--adam-eps must be a positive number, got {self.adam_eps!r}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise UserError(f"--clip-norm must be positive, got {self.clip_norm!r}")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):

@@ -31,8 +31,8 @@ def evaluate_elbo(vae, x, batch_size=1000):
     return {k: v / len(x) for k, v in totals.items()}
 
 
-def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), clip_norm=None,
-        seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000, beta=1.0, kl_warmup=0):
+def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+        lr_schedule=None, clip_norm=None, seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000, beta=1.0, kl_warmup=0):
     """Train ``vae`` on ``data`` (a :class:`~pyro_vae.data.Dataset`) by maximising ``elbo``.
 
     Each step draws a minibatch of B rows, estimates the full-data ELBO (the ``"data"`` plate
@@ -42,6 +42,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         optimiser and RNG state, history) and ``history.csv`` are written atomically.
     :param resume: continue from ``run``'s checkpoint up to ``epochs`` in total; the result is the
         same as an uninterrupted run with the same settings.
+    :param lr_schedule: a :class:`~pyro_vae.schedules.Schedule`; epoch e trains at
+        ``lr_schedule.lr(e, lr)`` (None: ``lr`` throughout).
     :param beta, kl_warmup: weight the latent sites by ``kl_scale(epoch, beta, kl_warmup)`` (see
         :func:`~pyro_vae.objectives.kl_scale`); ``train_loss`` is then that weighted objective, while
         the test ELBO stays the unweighted ELBO.
@@ -50,7 +52,7 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     """
     device = next(vae.parameters()).device
     params = [p for p in vae.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+    optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps)
     data_rng = torch.Generator()
     history, start_epoch = [], 0
     if resume:
@@ -58,7 +60,7 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         vae.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:  # a resumed run may lower lr (e.g. after a NaN)
-            group["lr"], group["betas"] = lr, tuple(betas)
+            group["lr"], group["betas"], group["eps"] = lr, tuple(betas), eps
         history, start_epoch = list(state["history"]), int(state["epoch"])
     else:
         torch.manual_seed(seed)
@@ -83,6 +85,9 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         if is_jit(elbo) and kl_kwargs != compiled_kwargs:  # a new kl_scale is a new graph; compile
             _compile(vae, elbo, compile_batch, num_data, **kl_kwargs)  # outside the RNG stream, so
             compiled_kwargs = kl_kwargs  # a resumed run draws exactly what an uninterrupted one does
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule.lr(epoch, lr)
         vae.train()
         t0, losses = time.perf_counter(), []
         for xb in data.batches(batch_size, data_rng, drop_last=drop_last):
@@ -108,7 +113,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         if not quiet:
             tqdm.write(f"epoch {epoch:3d}  train loss {row['train_loss']:9.3f}  test ELBO "
                        f"{row['test_elbo']:9.3f} (rec {row['test_reconstruction']:9.3f}, KL "
-                       f"{row['test_kl']:7.3f})  {seconds:6.2f}s  nats/point", file=sys.stdout)
+                       f"{row['test_kl']:7.3f})  {seconds:6.2f}s  nats/point{_eta(history, epochs)}",
+                       file=sys.stdout)
         if run is not None:
             run.save_checkpoint({
                 "epoch": epoch, "model": vae.state_dict(), "optimizer": optimizer.state_dict(),
@@ -117,6 +123,16 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
             run.write_history(history)
     bar.close()
     return history
+
+
+def _eta(history, epochs):
+    """``  ETA 1h02m`` from the median of the last epochs' seconds, or "" when done."""
+    left = epochs - int(history[-1]["epoch"])
+    if left <= 0:
+        return ""
+    recent = [r["seconds"] + r["eval_seconds"] for r in history[-20:]]
+    secs = int(statistics.median(recent) * left)
+    return f"  ETA {secs // 3600}h{secs % 3600 // 60:02d}m"
 
 
 def _loss_and_grads(elbo, vae, xb, num_data, kl_kwargs):
