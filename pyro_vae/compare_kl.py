@@ -144,7 +144,12 @@ def train_outcome(config, data, epochs, seeds, objectives=OBJECTIVES, iwae_sampl
 def _fit_options(config):
     """Every field of ``config`` that is also an option of ``fit`` (epochs, lr, seed, beta, ...)."""
     options = set(inspect.signature(fit).parameters) - {"vae", "data", "elbo"}  # elbo: built from the name
-    return {k: v for k, v in config.to_dict().items() if k in options}
+    from .schedules import make_schedule
+
+    chosen = {k: v for k, v in config.to_dict().items() if k in options}
+    chosen["lr_schedule"] = make_schedule(config.lr_schedule, config.epochs)
+    chosen["eps"] = config.adam_eps
+    return chosen
 
 
 def _iwae():
