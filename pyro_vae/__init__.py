@@ -1,24 +1,40 @@
-"""pyro_vae: autoencoders and variational autoencoders as Pyro programs."""
+"""pyro_vae: autoencoders and variational autoencoders as Pyro programs.
 
-from .autoencoders import Autoencoder, GaussianNoise, Masking, jacobian_frobenius_sq
-from .bounds import active_units, bound_curve, ess, iwae, log_weights, psis
-from .config import TrainConfig
+The package's folders are its layers (imports only go down; an import-linter contract checks it):
+
+    cli/          the ``pyro-vae`` command            plots/  figures
+    diagnostics/  bounds, tightness, gaps, studies
+    inference/    traces, objectives, KL audit, fit
+    models/       networks, VAE, two-layer VAE, autoencoders
+    families/     priors, likelihoods, posteriors, noises
+    errors, specs, data
+
+``import pyro_vae as pv`` gives the flat public API below.
+"""
+
+from .cli.config import TrainConfig
+from .cli.runs import RunDir
 from .data import Dataset, load_dataset
+from .diagnostics.bounds import active_units, bound_curve, ess, iwae, log_weights, psis
+from .diagnostics.inference_gap import inference_gaps
+from .diagnostics.kl_study import estimator_variance, gradient_variance, kl_check, parameter_groups
+from .diagnostics.tightness import dataset_statistics, point_statistics, summarise
 from .errors import UserError
-from .evaluate import dataset_statistics, point_statistics, summarise
-from .estimators import (SampledKLWarning, estimator_variance, gradient_variance, kl_audit, kl_check,
-                         parameter_groups)
-from .hierarchical import HierarchicalVAE
-from .inference_gap import inference_gaps
-from .likelihoods import Bernoulli, ContinuousBernoulli, Laplace, Normal, NormalHeteroscedastic, NormalLearnedScale
-from .models import VAE, data_plate
-from .nets import MLP
-from .objectives import IWAE_ELBO, kl_scale, make_elbo
-from .posteriors import IAF, Delta, DiagonalNormal, FullNormal, LowRankNormal
-from .priors import Flat, MixtureOfGaussians, SparseLaplace, StandardNormal, VampPrior
-from .runs import RunDir
-from .terms import elbo_terms
-from .train import evaluate_elbo, fit
+from .families.likelihoods import (Bernoulli, ContinuousBernoulli, Laplace, Likelihood, Normal, NormalHeteroscedastic,
+                                   NormalLearnedScale)
+from .families.noises import GaussianNoise, Masking, Noise
+from .families.posteriors import IAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
+from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
+from .inference.kl_audit import SampledKLWarning, kl_audit
+from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
+from .inference.schedules import make_schedule
+from .inference.traces import elbo_terms
+from .inference.train import evaluate_elbo, fit
+from .models.autoencoders import Autoencoder, jacobian_frobenius_sq
+from .models.base import LatentModel, data_plate
+from .models.hierarchical import HierarchicalVAE
+from .models.nets import MLP
+from .models.vae import VAE
 
 __all__ = [
     "Autoencoder", "Flat", "GaussianNoise", "Masking", "SparseLaplace", "jacobian_frobenius_sq",
@@ -31,4 +47,6 @@ __all__ = [
     "Bernoulli", "Dataset", "DiagonalNormal", "MLP", "Normal", "RunDir", "StandardNormal",
     "TrainConfig", "UserError", "VAE", "data_plate", "elbo_terms", "evaluate_elbo", "fit",
     "load_dataset", "make_elbo",
+    # base classes that declare what a family or model can do; learning-rate schedules
+    "LatentModel", "Likelihood", "Noise", "Posterior", "Prior", "make_schedule",
 ]

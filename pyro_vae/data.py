@@ -65,6 +65,23 @@ class Dataset:
         return torch.bernoulli(x, generator=torch.Generator().manual_seed(DATA_SEED)) \
             if self.binarize == "dynamic" else x
 
+    def rows(self, split):
+        """The rows of ``split`` (test | valid | train) as a model is scored on them.
+
+        Binarised data sets serve a fixed draw of each split (the training split of a dynamically
+        binarised set is drawn once with the data seed), so evaluations are comparable.
+        """
+        if split == "test":
+            return self.x_test
+        if split == "valid":
+            if self.x_valid is None:
+                raise UserError(f"dataset {self.name} has no validation split; use split='test' or split='train'",
+                                param="split")
+            return self.x_valid
+        if split == "train":
+            return self.served_sample(len(self.x_train))  # one fixed binarisation when dynamic
+        raise UserError(f"split must be one of test, valid or train, got {split!r}", param="split")
+
     def batches(self, batch_size, generator, shuffle=True, drop_last=False):
         """Yield training minibatches ``(B, D)``; dynamic binarisation draws from ``generator``."""
         n = self.num_train
@@ -84,7 +101,8 @@ def is_binary(x):
 def load_dataset(name="mnist5k", data_dir=None, binarize="dynamic", download=False):
     """Load a dataset by name (see the module docstring) and binarise it."""
     if binarize not in BINARIZE_MODES:
-        raise UserError(f"unknown --binarize {binarize!r}; choose one of {', '.join(BINARIZE_MODES)}")
+        raise UserError(f"binarize must be one of {', '.join(BINARIZE_MODES)}, got {binarize!r}",
+                        param="binarize")
     arrays = _read_source(name, data_dir, download)
     x_train, x_test = _as_unit(arrays["x_train"], "x_train"), _as_unit(arrays["x_test"], "x_test")
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -126,7 +144,7 @@ def _read_source(name, data_dir, download):
     if name.startswith("npz:"):
         return _read_npz(name[4:])
     choices = ", ".join(["mnist5k", "digits", *_TORCHVISION, "npz:PATH"])
-    raise UserError(f"unknown dataset {name!r}; choose one of {choices}")
+    raise UserError(f"unknown dataset {name!r}; choose one of {choices}", param="dataset")
 
 
 def _stratified_split(x, y, test_size):
@@ -143,15 +161,15 @@ def _read_torchvision(name, data_dir, download):
     cls = getattr(torchvision.datasets, _TORCHVISION[name])
     where = f"{data_dir or 'DATA_DIR'}/{cls.__name__}/raw/"
     hint = (f"put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-            f"t10k-labels-idx1-ubyte in {where} (or add --download when online)")
+            f"t10k-labels-idx1-ubyte in {where} (or download=True when online)")
     if data_dir is None:
-        raise UserError(f"dataset {name} needs --data-dir: {hint}")
+        raise UserError(f"dataset {name} needs data_dir=DIR: {hint}", param=("data_dir", "download"))
     try:
         train = cls(root=data_dir, train=True, download=download)
         test = cls(root=data_dir, train=False, download=download)
     except (RuntimeError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"dataset {name} not readable ({first}): {hint}") from None
+        raise UserError(f"dataset {name} not readable ({first}): {hint}", param=("data_dir", "download")) from None
     return {"x_train": train.data.numpy() / 255.0, "y_train": train.targets.numpy(),
             "x_test": test.data.numpy() / 255.0, "y_test": test.targets.numpy()}
 

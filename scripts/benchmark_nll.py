@@ -92,11 +92,12 @@ def train_flags(args, name):
 
 def config_for(args, name):
     """The TrainConfig ``pyro-vae train`` would build from these flags (for --measure)."""
-    from pyro_vae.cli import _given, make_parser
-    from pyro_vae.config import TrainConfig
+    from pyro_vae.cli import make_parser
+    from pyro_vae.cli.options import given_fields
+    from pyro_vae.cli.config import TrainConfig
 
     ns = make_parser().parse_args(["train", *train_flags(args, name), "--epochs", str(args.epochs)])
-    return TrainConfig(**_given(ns)).validate()
+    return TrainConfig(**given_fields(ns)).validate()
 
 
 def completed_epochs(run_dir):
@@ -139,9 +140,10 @@ def evaluate(args, name, run_dir):
     """Score the run on the test subset with S samples per image; writes and returns nll_eval.json."""
     import pyro
 
-    from pyro_vae.build import load_run
-    from pyro_vae.evaluate import dataset_statistics, json_safe, summarise
-    from pyro_vae.runs import atomic_write_json
+    from pyro_vae.cli.build import load_run
+    from pyro_vae.cli.runs import json_safe
+    from pyro_vae.diagnostics.tightness import dataset_statistics, summarise
+    from pyro_vae.cli.runs import atomic_write_json
 
     path = os.path.join(run_dir, "nll_eval.json")
     loaded = load_run(run_dir, args.device)
@@ -247,7 +249,7 @@ def measure(args):
     import pyro
 
     from pyro_vae.bounds import iwae
-    from pyro_vae.build import build_data, build_elbo, build_model
+    from pyro_vae.cli.build import build_data, build_elbo, build_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,11 +21,11 @@ import time
 import pyro
 import torch
 
-from pyro_vae.build import build_data, build_elbo, build_model
-from pyro_vae.config import TrainConfig
-from pyro_vae.runs import RunDir
-from pyro_vae.terms import elbo_terms
-from pyro_vae.train import fit
+from pyro_vae.cli.build import build_data, build_elbo, build_model
+from pyro_vae.cli.config import TrainConfig
+from pyro_vae.cli.runs import RunDir
+from pyro_vae.inference.traces import elbo_terms
+from pyro_vae.inference.train import fit
 
 
 def parse_args(argv=None):

@@ -94,9 +94,9 @@ def test_torchvision_mnist_reads_idx_files(tmp_path):
 
 
 def test_torchvision_missing_files_say_where_to_put_them(tmp_path):
-    with pytest.raises(UserError, match=r"FashionMNIST/raw/.*--download"):
+    with pytest.raises(UserError, match=r"FashionMNIST/raw/.*download=True"):
         load_dataset("fashion-mnist", data_dir=str(tmp_path))
-    with pytest.raises(UserError, match="needs --data-dir"):
+    with pytest.raises(UserError, match="needs data_dir"):
         load_dataset("kmnist")
 
 

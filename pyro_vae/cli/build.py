@@ -1,0 +1,168 @@
+"""Build data, model, objective and ``fit``'s options from a :class:`~pyro_vae.cli.config.TrainConfig`,
+and rebuild a trained run from its directory (:func:`load_run`)."""
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from .. import specs
+from ..data import load_dataset
+from ..errors import UserError
+from ..families import likelihoods, noises, posteriors, priors
+from ..inference.objectives import check_model, make_elbo
+from ..inference.schedules import make_schedule
+from ..inference.train import fit
+from ..models import MLP, VAE, Autoencoder, HierarchicalVAE
+from .runs import RunDir
+
+
+def build_data(config):
+    return load_dataset(config.dataset, data_dir=config.data_dir, binarize=config.binarize,
+                        download=config.download)
+
+
+def build_vae(config, data_dim):
+    """An MLP encoder/decoder VAE with the prior, likelihood and posterior the config names."""
+    ctx = specs.Context(z_dim=config.latent_dim, data_dim=data_dim)
+    prior = specs.build(priors.REGISTRY, config.prior, "prior", ctx)
+    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
+    posterior = specs.build(posteriors.REGISTRY, config.posterior, "posterior", ctx)
+    hidden = list(config.hidden)
+    encoder = MLP(data_dim, hidden, posterior.num_params(config.latent_dim), config.activation)
+    decoder = MLP(config.latent_dim, hidden[::-1], likelihood.num_params(data_dim), config.activation)
+    return VAE(encoder, decoder, prior=prior, likelihood=likelihood, posterior=posterior)
+
+
+def build_vae2(config, data_dim):
+    """Two stochastic layers (z1 -> z2 -> x): Z2 = --latent-dim, Z1 = Z2 // 2 (Burda et al.: 100, 50).
+
+    The nets between x and z2 have the ``--hidden`` sizes; those between z2 and z1 half of them.
+    """
+    z2, z1 = config.latent_dim, max(1, config.latent_dim // 2)
+    prior = specs.build(priors.REGISTRY, config.prior, "prior", specs.Context(z_dim=z1, data_dim=data_dim))
+    ctx = specs.Context(z_dim=z2, data_dim=data_dim)
+    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
+    posterior = specs.build(posteriors.REGISTRY, config.posterior, "posterior", ctx)
+    hidden, act = list(config.hidden), config.activation
+    small = [max(1, h // 2) for h in hidden]
+    return HierarchicalVAE(
+        encoder=MLP(data_dim, hidden, posterior.num_params(z2), act),
+        decoder=MLP(z2, hidden[::-1], likelihood.num_params(data_dim), act),
+        top_encoder=MLP(z2, small, 2 * z1, act), top_decoder=MLP(z1, small[::-1], 2 * z2, act),
+        prior=prior, likelihood=likelihood, posterior=posterior, z_dim=z2)
+
+
+def build_autoencoder(config, data_dim, prior=None, corruption=None, contraction=0.0):
+    """A deterministic autoencoder: point-mass code, the config's likelihood and MLPs, and the given
+    code prior (default flat), encoder-input corruption and contraction weight."""
+    if config.prior != "normal" or config.posterior != "diag":
+        raise UserError(f"--model {config.model} fixes its code term and point-mass code; "
+                        "drop --prior and --posterior (use --sparsity, --noise, --contraction)")
+    ctx = specs.Context(z_dim=config.latent_dim, data_dim=data_dim)
+    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
+    posterior = posteriors.Delta()
+    hidden = list(config.hidden)
+    return Autoencoder(MLP(data_dim, hidden, posterior.num_params(config.latent_dim), config.activation),
+                       MLP(config.latent_dim, hidden[::-1], likelihood.num_params(data_dim), config.activation),
+                       prior=prior or priors.Flat(config.latent_dim), likelihood=likelihood,
+                       posterior=posterior, corruption=corruption, contraction=contraction)
+
+
+def _sparse_ae(config, data_dim):
+    return build_autoencoder(config, data_dim, prior=priors.SparseLaplace(config.latent_dim, config.sparsity))
+
+
+def _denoising_ae(config, data_dim):
+    return build_autoencoder(config, data_dim, corruption=build_noise(config.noise, data_dim))
+
+
+def _contractive_ae(config, data_dim):
+    return build_autoencoder(config, data_dim, contraction=config.contraction)
+
+
+def build_noise(spec, data_dim):
+    return specs.build(noises.REGISTRY, spec, "noise", specs.Context(z_dim=0, data_dim=data_dim))
+
+
+MODELS = {
+    "vae": specs.Choice("vae", "VAE with one stochastic layer", lambda arg, ctx: build_vae),
+    "ae": specs.Choice("ae", "undercomplete autoencoder: point-mass code, flat code prior",
+                       lambda arg, ctx: build_autoencoder),
+    "sparse-ae": specs.Choice("sparse-ae", "sparse autoencoder: Laplace code prior = --sparsity * |h|_1",
+                              lambda arg, ctx: _sparse_ae),
+    "denoising-ae": specs.Choice("denoising-ae", "denoising autoencoder: the encoder sees --noise corrupted x",
+                                 lambda arg, ctx: _denoising_ae),
+    "contractive-ae": specs.Choice("contractive-ae", "contractive autoencoder: --contraction * ||J_f(x)||_F^2",
+                                   lambda arg, ctx: _contractive_ae),
+    "vae2": specs.Choice("vae2", "two stochastic layers z1 -> z2 -> x (Burda et al. 2016)",
+                         lambda arg, ctx: build_vae2),
+}
+
+
+def build_model(config, data):
+    """Check the data against the likelihood, then build the model on ``config.device``."""
+    builder = specs.build(MODELS, config.model, "model", None)
+    model = builder(config, data.data_dim)
+    fix = "; binarize it (--binarize dynamic or static) or use --likelihood cbernoulli or normal:0.1"
+    model.likelihood.check_data(data.served_sample(), fix=fix)
+    model.likelihood.check_data(data.x_test, fix=fix)
+    return model.to(device(config.device))
+
+
+def build_elbo(config, model=None):
+    """The objective ``config.elbo``; with ``model``, refuse pairs that cannot work (one-line errors)."""
+    elbo = make_elbo(config.elbo, num_particles=config.num_particles)
+    if model is not None:
+        check_model(elbo, model, name=f"--model {config.model}")
+    return elbo
+
+
+def fit_options(config):
+    """``fit``'s keyword arguments for ``config``: every field ``fit`` shares by name (epochs,
+    batch_size, lr, betas, clip_norm, seed, beta, kl_warmup), Adam's ``eps`` and the schedule object."""
+    shared = set(inspect.signature(fit).parameters) - {"vae", "data", "elbo", "lr_schedule", "eps"}
+    options = {k: v for k, v in config.to_dict().items() if k in shared}
+    options.update(eps=config.adam_eps, lr_schedule=make_schedule(config.lr_schedule, config.epochs))
+    return options
+
+
+def device(name):
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda but CUDA is not available here; use --device cpu")
+        return torch.device("cuda")
+    raise UserError(f"unknown --device {name!r}; choose cpu or cuda")
+
+
+@dataclass
+class LoadedRun:
+    """A trained run: its directory, config, data and model with the checkpoint's parameters."""
+
+    run: RunDir
+    config: object  # TrainConfig
+    data: object  # Dataset
+    model: torch.nn.Module
+    history: list  # per-epoch dicts, as in history.csv
+    epoch: int
+
+
+def load_run(path, device_name=None):
+    """Rebuild the model of the run directory ``path`` and load its last checkpoint (eval mode)."""
+    run = RunDir(path)
+    config = run.config()
+    if device_name is not None:
+        config.device = device_name
+    state = run.load_checkpoint(map_location=device(config.device))
+    data = build_data(config)
+    model = build_model(config, data)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as e:
+        raise UserError(f"{run.file('checkpoint.pt')} does not match {run.file('config.json')} "
+                        f"({str(e).splitlines()[0][:100]}); the run is corrupt") from None
+    model.eval()
+    return LoadedRun(run=run, config=config, data=data, model=model, history=list(state["history"]),
+                     epoch=int(state["epoch"]))

@@ -1,0 +1,75 @@
+"""The run configuration: everything needed to rebuild a model and continue its training.
+
+Stored as ``config.json`` in the run directory (plain JSON: never pickled objects).
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import UserError, check_int, check_positive
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = "mnist5k"  # mnist5k | digits | mnist | fashion-mnist | kmnist | npz:PATH
+    data_dir: Optional[str] = None  # root of torchvision datasets (<root>/MNIST/raw/...)
+    download: bool = False  # let torchvision download missing files (needs internet)
+    binarize: str = "dynamic"  # dynamic | static | none
+    # model
+    model: str = "vae"  # model program, see pyro_vae.cli.build.MODELS
+    prior: str = "normal"  # p(z) spec, see pyro_vae.families.priors.REGISTRY
+    likelihood: str = "bernoulli"  # p(x|z) spec, see pyro_vae.families.likelihoods.REGISTRY
+    posterior: str = "diag"  # q(z|x) spec, see pyro_vae.families.posteriors.REGISTRY
+    latent_dim: int = 20  # Z
+    hidden: list = field(default_factory=lambda: [400])  # hidden layer sizes of encoder and decoder
+    activation: str = "relu"  # hidden-layer activation: relu | tanh | softplus | elu
+    # objective and optimiser
+    elbo: str = "meanfield"  # trace | meanfield | jit-trace | jit-meanfield | iwae:K
+    num_particles: int = 1  # vectorised samples of z per data point in the ELBO estimate
+    beta: float = 1.0  # weight of log p(z) - log q(z|x) in training (beta-VAE); 1 is the ELBO
+    kl_warmup: int = 0  # epochs of linear KL warm-up, weight beta * min(1, epoch / W) (0: off)
+    # autoencoders (--model ae | sparse-ae | denoising-ae | contractive-ae)
+    sparsity: float = 1.0  # lambda of the sparse AE's L1 code penalty lambda |h|_1 (nats per unit)
+    noise: str = "masking:0.3"  # denoising AE corruption: masking:NU | gaussian:SIGMA
+    contraction: float = 0.1  # lambda_c of the contractive AE's penalty lambda_c ||J_f(x)||_F^2
+    epochs: int = 50  # total passes over the training set (resume continues up to this)
+    batch_size: int = 128  # minibatch size B
+    lr: float = 1e-3  # Adam learning rate (the base rate of --lr-schedule)
+    lr_schedule: str = "constant"  # constant | burda[:STAGES] | cosine[:EPOCHS], see pyro_vae.inference.schedules
+    adam_eps: float = 1e-8  # Adam's epsilon (Burda et al. 2016 use 1e-4)
+    betas: list = field(default_factory=lambda: [0.9, 0.999])  # Adam betas
+    clip_norm: Optional[float] = None  # clip the gradient's global L2 norm to this (None: off)
+    seed: int = 0  # seeds initialisation, minibatch order, binarisation and the ELBO's samples
+    device: str = "cpu"  # cpu | cuda
+    threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
+
+    def validate(self):
+        """Check every field; a bad one is a :class:`~pyro_vae.errors.UserError` naming the field."""
+        for name in ("latent_dim", "epochs", "batch_size", "num_particles"):
+            check_int(name, getattr(self, name))
+        check_int("kl_warmup", self.kl_warmup, least=0)
+        check_int("seed", self.seed, least=0)
+        for name in ("lr", "beta", "sparsity", "contraction", "adam_eps"):
+            check_positive(name, getattr(self, name))
+        if self.clip_norm is not None:
+            check_positive("clip_norm", self.clip_norm)
+        if self.threads is not None:
+            check_int("threads", self.threads)
+        if not isinstance(self.hidden, list) or not self.hidden or \
+                any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise UserError(f"hidden must be positive comma-separated sizes like 400 or 512,256, got {self.hidden!r}",
+                            param="hidden")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"config has unknown keys {unknown}; it was written by another version")
+        return cls(**d).validate()

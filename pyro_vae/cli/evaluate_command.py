@@ -1,0 +1,90 @@
+"""``pyro-vae evaluate DIR``: the bound-tightness report, plus what the code is worth.
+
+Writes ``DIR/eval.json`` (see :mod:`pyro_vae.diagnostics.tightness` for the bounds and diagnostics
+and :mod:`pyro_vae.diagnostics.representations` for the code report) and prints a table.
+"""
+
+import sys
+import time
+
+import pyro
+from tqdm.auto import tqdm
+
+from ..diagnostics.bounds import default_chunk_size
+from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
+from ..diagnostics.representations import report as code_report
+from ..diagnostics.tightness import dataset_statistics, format_table, summarise
+from ..errors import UserError, check_int
+from .build import build_noise, load_run
+from .figures import run_reconstructions_figure
+from .options import set_threads
+from .runs import json_safe, save_png
+
+
+def run_command(args):
+    """Write DIR/eval.json and print its table; see :mod:`pyro_vae.diagnostics.tightness` for the quantities."""
+    for name in ("num_samples", "max_images", "batch_size", "chunk_size", "threads", "local_opt_steps"):
+        if getattr(args, name) is not None:
+            check_int(name, getattr(args, name))
+    check_int("local_opt_images", args.local_opt_images, least=0)
+    set_threads(args.threads)
+    loaded = load_run(args.dir)
+    x = loaded.data.rows(args.split)[: args.max_images]
+    if args.local_opt_images > len(x):
+        raise UserError(f"--local-opt-images {args.local_opt_images} exceeds the {len(x)} images evaluated; "
+                        "lower it or raise --max-images")
+    vae, steps = loaded.model, args.local_opt_steps or DEFAULT_STEPS
+    if vae.point_mass:  # a point mass: every draw is the same
+        args.num_samples = 1
+    x = x.to(next(vae.parameters()).device)
+    bar = tqdm(total=len(x), unit="img", dynamic_ncols=True, disable=args.quiet or not sys.stderr.isatty())
+    pyro.set_rng_seed(args.seed)
+    t0 = time.perf_counter()
+    stats = dataset_statistics(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
+                               chunk_size=args.chunk_size, progress=bar.update)
+    bar.close()
+    report = summarise(stats, args.num_samples)
+    report["seconds_bounds"] = time.perf_counter() - t0
+    if args.local_opt_images:
+        bar = tqdm(total=steps, unit="step", desc="local q*", dynamic_ncols=True,
+                   disable=args.quiet or not sys.stderr.isatty())
+        gaps = inference_gaps(vae, x[: args.local_opt_images], args.num_samples, steps=steps,
+                              chunk_size=args.chunk_size, progress=bar.update)
+        bar.close()
+        report.update(approximation_gap=gaps["approximation_gap"], amortization_gap=gaps["amortization_gap"],
+                      inference_gap=gaps)
+    if args.representation:
+        report.update(representation_report(loaded, args.seed))
+    report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
+                  dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
+                  batch_size=args.batch_size, seconds=time.perf_counter() - t0,
+                  chunk_size=args.chunk_size or default_chunk_size(min(args.batch_size, len(x))))
+    loaded.run.write_json("eval.json", json_safe(report))
+    if not args.quiet:
+        print(format_table(report, f"{report['num_images']} {args.split} images of {loaded.data.name}, "
+                                   f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
+    if not args.quiet and args.representation:
+        print(format_code_report(report))
+    if loaded.model.corruption is not None:
+        save_png(run_reconstructions_figure(loaded, args.seed), loaded.run.file("denoising.png"), dpi=100)
+    print(f"wrote {loaded.run.file('eval.json')}")
+    return 0
+
+
+def representation_report(loaded, seed):
+    """Reconstruction errors (clean, and corrupted as the run's ``--noise`` says), code statistics
+    and linear probes of the codes (posterior means for a VAE) on the test split."""
+    model, data = loaded.model, loaded.data
+    corruption = model.corruption or build_noise(loaded.config.noise, data.data_dim)
+    return code_report(model, data, corruption, seed=seed)
+
+
+def format_code_report(r):
+    lines = [f"reconstruction error, clean / {r['corruption']}: {r['reconstruction_error']:.2f} / "
+             f"{r['reconstruction_error_corrupted']:.2f} nats",
+             f"code: mean |h| {r['code_mean_abs']:.3f}, share |h| < {r['sparsity_threshold']}: "
+             f"{r['code_frac_near_zero']:.1%}, mean ||J_f||_F^2 {r['jacobian_frobenius_sq']:.2f}"]
+    if "probe_accuracy" in r:
+        lines.append(f"linear probe accuracy: code {r['probe_accuracy']:.3f}, PCA {r['probe_accuracy_pca']:.3f}, "
+                     f"pixels {r['probe_accuracy_pixels']:.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""The ``pyro-vae`` command's parsers and ``main``: ``train``, ``evaluate``, ``compare-kl``, ``plot``.
+
+Each subcommand's work lives in its own ``*_command.py`` module, imported only when it runs (so
+``--help`` does not load matplotlib or arviz). Bad input ends with one line on stderr
+(``pyro-vae: error: ...``) and exit status 2, the library's parameter names replaced by their flags;
+a diverged run exits 3 and an interrupted one 130, each keeping its last checkpoint.
+"""
+
+import argparse
+import importlib
+import re
+import sys
+
+from .. import specs
+from ..data import BINARIZE_MODES
+from ..errors import UserError
+from ..families import likelihoods, posteriors, priors
+from ..inference import objectives, schedules
+from ..inference.train import TrainingDiverged
+from .build import MODELS
+from .config import TrainConfig
+
+# Library parameters whose flag is not their name with dashes.
+FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR"}
+
+
+def _sizes(text):
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive comma-separated sizes like 400 or 512,256, got {text!r}")
+    return sizes
+
+
+def add_train_parser(sub):
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model with SVI and write a run directory",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a VAE by stochastic variational inference.\n\nFamilies:\n"
+                       f"  --model      {specs.describe(MODELS)}\n"
+                       f"  --prior      {specs.describe(priors.REGISTRY)}\n"
+                       f"  --likelihood {specs.describe(likelihoods.REGISTRY)}\n"
+                       f"  --posterior  {specs.describe(posteriors.REGISTRY)}\n"
+                       f"  --elbo       {specs.describe(objectives.REGISTRY)}")
+    a = p.add_argument
+    a("--out", help="new run directory to create (default: runs/<timestamp>)")
+    a("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint, up to --epochs")
+    a("--dataset", help=f"mnist5k | digits | mnist | fashion-mnist | kmnist | npz:PATH (default {d.dataset})")
+    a("--data-dir", help="root folder of torchvision datasets: DIR/MNIST/raw/*-ubyte")
+    a("--download", action="store_true", default=None, help="let torchvision download missing files (online only)")
+    a("--binarize", choices=BINARIZE_MODES, help=f"binarisation of grey data (default {d.binarize})")
+    a("--model", help=f"{specs.usages(MODELS)} (default {d.model})")
+    a("--prior", help=f"{specs.usages(priors.REGISTRY)} (default {d.prior})")
+    a("--likelihood", help=f"{specs.usages(likelihoods.REGISTRY)} (default {d.likelihood})")
+    a("--posterior", help=f"{specs.usages(posteriors.REGISTRY)} (default {d.posterior})")
+    a("--elbo", help=f"{specs.usages(objectives.REGISTRY)} (default {d.elbo})")
+    a("--num-particles", type=int, help=f"vectorised ELBO samples per data point (default {d.num_particles})")
+    a("--beta", type=float, help=f"weight of the KL term in training, beta-VAE (default {d.beta:g})")
+    a("--kl-warmup", type=int, metavar="EPOCHS",
+      help="raise the KL weight linearly, beta * min(1, epoch / EPOCHS) (default 0: off)")
+    a("--sparsity", type=float, help=f"sparse-ae: lambda of the L1 code penalty (default {d.sparsity:g})")
+    a("--noise", help=f"denoising-ae: masking:NU | gaussian:SIGMA (default {d.noise})")
+    a("--contraction", type=float, help=f"contractive-ae: lambda of ||J_f(x)||_F^2 (default {d.contraction:g})")
+    a("--latent-dim", type=int, help=f"latent dimension Z (default {d.latent_dim})")
+    a("--hidden", type=_sizes, help=f"hidden sizes, comma-separated (default {','.join(map(str, d.hidden))})")
+    a("--activation", help=f"relu | tanh | softplus | elu (default {d.activation})")
+    a("--epochs", type=int, help=f"total epochs; with --resume, train up to this many (default {d.epochs})")
+    a("--batch-size", type=int, help=f"minibatch size (default {d.batch_size})")
+    a("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
+    a("--lr-schedule", help=f"{specs.usages(schedules.REGISTRY)}: {specs.describe(schedules.REGISTRY)} "
+      f"(default {d.lr_schedule})")
+    a("--adam-eps", type=float, help=f"Adam's epsilon (default {d.adam_eps:g}; Burda et al. 1e-4)")
+    a("--clip-norm", type=float, help="clip the gradient's global norm (default off)")
+    a("--seed", type=int, help=f"random seed (default {d.seed})")
+    a("--device", choices=["cpu", "cuda"], help=f"(default {d.device})")
+    a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    a("--quiet", action="store_true", help="print nothing but errors and the run directory")
+    p.set_defaults(func=lambda args: importlib.import_module(".train_command", __package__).run_command(args))
+    return p
+
+
+def _run_dir_parser(sub, name, module, quiet_help, **kwargs):
+    """A subcommand on a run directory: ``DIR``, ``--threads`` and ``--quiet``; it runs
+    ``pyro_vae.cli.<module>.run_command(args)``, imported only then (matplotlib, arviz load lazily)."""
+    p = sub.add_parser(name, **kwargs)
+    p.add_argument("dir", metavar="DIR", help="a run directory written by pyro-vae train")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+    p.set_defaults(func=lambda args: importlib.import_module(f".{module}", __package__).run_command(args))
+    return p
+
+
+def add_compare_kl_parser(sub):
+    p = _run_dir_parser(sub, "compare-kl", "compare_kl_command", quiet_help="print only the path of the written file",
+                        help="sampled against analytic KL on a trained run: audit, KL check, variance",
+                        description="Compare Trace_ELBO (sampled KL) with TraceMeanField_ELBO (analytic KL where "
+                        "registered) on the run in DIR: which latent sites get an analytic KL, Monte-Carlo KL "
+                        "against it (z-scores), and the variance of the ELBO and of its gradient per parameter "
+                        "group on a fixed batch with paired draws. With --outcome-epochs it also trains the run's "
+                        "configuration with each objective over --seeds. Writes DIR/kl_comparison.json and figures.")
+    a = p.add_argument
+    a("--repeats", type=int, default=100, help="paired gradient estimates per objective and particle count (default 100)")
+    a("--num-particles", type=int, nargs="+", default=[1, 4], metavar="P",
+      help="particle counts of the variance measurement (default 1 4)")
+    a("--batch-size", type=int, default=128, help="rows of the fixed training batch (default 128)")
+    a("--kl-samples", type=int, default=100, help="Monte-Carlo draws per test point in the KL check (default 100)")
+    a("--kl-points", type=int, default=1000, help="test points in the KL check (default 1000)")
+    a("--outcome-epochs", type=int, help="also train each objective for N epochs per seed (default: no training)")
+    a("--seeds", type=int, nargs="+", metavar="S", help="seeds of the outcome training (default 0 1 2)")
+    a("--iwae-samples", type=int, default=100, help="K of the outcome's IWAE log-likelihood; 0 skips it (default 100)")
+    a("--seed", type=int, default=0, help="seed of the KL check and variance draws (default 0)")
+    return p
+
+
+def add_evaluate_parser(sub):
+    p = _run_dir_parser(sub, "evaluate", "evaluate_command",
+                        quiet_help="no table and no progress bar; print only the written file",
+                        help="how tight is the ELBO: IWAE bounds, gap, PSIS k-hat; writes DIR/eval.json",
+                        description="Score the run in DIR on held-out data with S importance samples per image: "
+                        "ELBO (reconstruction, KL), the bound curve L_K for K in 1, 5, 50, 500, S from one set of "
+                        "draws, the gap L_S - ELBO, PSIS k-hat and ESS of the weights, the PSIS estimate, active "
+                        "units and a verdict on whether L_S can be read as log p(x). With --local-opt-images N it "
+                        "also splits the gap into approximation and amortization parts (Cremer et al. 2018). "
+                        "Writes DIR/eval.json (nats per image).")
+    a = p.add_argument
+    a("--split", default="test", help="test | valid | train (default test)")
+    a("--num-samples", type=int, default=5000, help="importance samples S per image (default 5000)")
+    a("--max-images", type=int, help="evaluate only the first N images of the split (default all)")
+    a("--local-opt-images", type=int, default=0,
+      help="optimise a per-image q* on the first N images for the gap decomposition (default 0: off)")
+    a("--local-opt-steps", type=int, help="Adam steps of that optimisation (default 500)")
+    a("--batch-size", type=int, default=100, help="images scored at once (default 100)")
+    a("--chunk-size", type=int, help="samples per network pass (default: about 8192 rows / batch size)")
+    a("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    a("--no-representation", dest="representation", action="store_false",
+      help="skip the code report (reconstruction errors, code statistics, linear probes)")
+    return p
+
+
+def add_plot_parser(sub):
+    p = _run_dir_parser(sub, "plot", "plot_command", quiet_help="print only the written files",
+                        help="write every applicable figure of a run as PNGs into DIR",
+                        description="Write the figures of the run in DIR as PNGs into DIR: training curves, "
+                        "reconstructions, prior samples, interpolations, latent scatter and 2-d manifold; the "
+                        "bound curve and per-image k-hat when DIR/eval.json exists (pyro-vae evaluate); the KL "
+                        "variance ratio and learning curves when DIR/kl_comparison.json exists (pyro-vae compare-kl).")
+    a = p.add_argument
+    a("--grid-size", type=int, default=15, help="G: the manifold decodes a G x G grid (default 15)")
+    a("--num-images", type=int, default=10,
+      help="images per row of reconstructions, samples, interpolations (default 10)")
+    a("--khat-images", type=int, default=200,
+      help="images whose k-hat is recomputed with eval.json's settings for khat.png (default 200)")
+    a("--dpi", type=int, default=90, help="resolution of the PNGs (default 90)")
+    a("--seed", type=int, default=0, help="seed of prior samples and corruption noise (default 0)")
+    return p
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    add_compare_kl_parser(sub)
+    add_evaluate_parser(sub)
+    add_plot_parser(sub)
+    return parser
+
+
+def option_flags(parser):
+    """``{dest: "--flag"}`` for every long option of ``parser`` and its subcommands."""
+    flags = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                flags.update(option_flags(subparser))
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long:
+            flags.setdefault(action.dest, long[0])
+    return flags
+
+
+def flag_message(error, flags):
+    """The message of a :class:`~pyro_vae.errors.UserError` with the parameters it names (its
+    ``param``) written as flags. Library messages name a parameter in two forms: as their first word
+    (``num_samples must be ...`` -> ``--num-samples must be ...``) and as an assignment
+    (``num_particles=4`` -> ``--num-particles 4``, ``elbo='trace'`` -> ``--elbo trace``,
+    ``download=True`` -> ``--download``)."""
+    message = str(error)
+    for param in error.params():
+        flag = FLAG_ALIASES.get(param) or flags.get(param)
+        if flag is None:
+            continue
+        name = re.escape(param)
+        message = re.sub(rf"(?<![\w-]){name}=True\b", flag, message)
+        message = re.sub(rf"(?<![\w-]){name}=(['\"]?)([^\s,;'\")]*)\1", lambda m: f"{flag} {m.group(2)}", message)
+        message = re.sub(rf"^{name}\b(?!=)", flag, message)
+    return message
+
+
+def main(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingDiverged as e:
+        print(f"pyro-vae: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
+        return 3
+    except UserError as e:
+        print(f"pyro-vae: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
+        return 2
+

@@ -1,0 +1,33 @@
+"""``pyro-vae plot DIR``: every figure that applies to a run, as PNGs in the run directory.
+
+From the run itself (checkpoint and ``history.csv``): training curves, reconstructions (corrupted /
+reconstruction / clean for a denoising AE), prior samples (models with a density), interpolations,
+the latent scatter and the 2-d manifold. From ``eval.json`` (``pyro-vae evaluate DIR``): the bound
+curve and per-image k-hat. From ``kl_comparison.json`` (``pyro-vae compare-kl DIR``): the variance
+ratio and, with an outcome, the learning curves of both objectives. Figures whose input is missing
+are listed with the command that makes it. :mod:`.figures` decides which figures apply.
+"""
+
+from ..errors import check_int
+from .build import load_run
+from .figures import make_figures
+from .options import set_threads
+from .runs import save_png
+
+
+def run_command(args):
+    """The ``plot`` subcommand (see :func:`pyro_vae.cli.parser.add_plot_parser`)."""
+    for name, least in (("grid_size", 2), ("num_images", 2), ("khat_images", 1), ("dpi", 10)):
+        check_int(name, getattr(args, name), least)
+    if args.threads is not None:
+        check_int("threads", args.threads)
+    set_threads(args.threads)
+    loaded = load_run(args.dir)
+    figures, skipped = make_figures(loaded, args.grid_size, args.num_images, args.khat_images, args.seed)
+    for name, fig in figures.items():
+        save_png(fig, loaded.run.file(name), dpi=args.dpi)
+        print(f"wrote {loaded.run.file(name)}")
+    if not args.quiet:
+        for name, why in skipped.items():
+            print(f"skipped {name}: {why}")
+    return 0

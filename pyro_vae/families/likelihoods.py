@@ -1,0 +1,250 @@
+"""Likelihoods p(x|z): map a decoder's output to a distribution over x.
+
+Each family declares the ``support`` its data must lie in (checked by ``check_data`` before any
+training), how many decoder outputs it reads per data dimension (``num_params(data_dim)``), and
+builds a distribution whose event shape is the data's: ``forward(out, event_dim)`` with ``out`` of
+shape ``(..., B, D)`` gives batch shape ``(..., B)`` and event shape ``(D,)`` for ``event_dim=1``.
+"""
+
+import math
+
+import pyro.distributions as dist
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributions import constraints
+
+from ..errors import UserError, check_int, check_positive
+from ..specs import Choice, no_arg, number_arg
+
+
+class Likelihood(nn.Module):
+    """Base class: one decoder output per data dimension, data in ``support``."""
+
+    support = constraints.real
+    support_hint = "real numbers"
+
+    def num_params(self, data_dim):
+        return data_dim
+
+    def check_data(self, x, fix=""):
+        """Raise :class:`UserError` when ``x`` lies outside this likelihood's support; ``fix`` is
+        appended to the message (the caller knows how its user changes the data)."""
+        if not bool(self.support.check(x).all()):
+            raise UserError(f"{self.spec()} likelihood needs {self.support_hint}, but the data has "
+                            f"other values{fix}")
+
+    def spec(self):
+        return type(self).__name__.lower()
+
+
+class Bernoulli(Likelihood):
+    """p(x|z) = prod_d Bernoulli(x_d; sigmoid(logits_d(z))): the decoder outputs logits.
+
+    ``-log p(x|z)`` is the summed binary cross-entropy.
+
+    Example::
+
+        >>> logits, x = torch.tensor([[0.0, 2.0]]), torch.tensor([[1.0, 0.0]])
+        >>> -Bernoulli()(logits).log_prob(x), F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        (tensor([2.8201]), tensor(2.8201))
+    """
+
+    support = constraints.boolean
+    support_hint = "binary data in {0, 1}"
+
+    def forward(self, logits, event_dim=1):
+        return dist.Bernoulli(logits=logits).to_event(event_dim)
+
+    def mean(self, logits):
+        return torch.sigmoid(logits)
+
+
+class Normal(Likelihood):
+    """p(x|z) = prod_d N(x_d; mu_d(z), scale^2) with a fixed ``scale``: the decoder outputs means.
+
+    ``-log p(x|z) = ||x - mu||^2 / (2 scale^2) + D log(scale sqrt(2 pi))``: squared error.
+
+    Example::
+
+        >>> mu, x = torch.zeros(1, 4), torch.ones(1, 4)
+        >>> -Normal(1.0)(mu).log_prob(x) - 0.5 * ((x - mu) ** 2).sum() - 4 * 0.5 * math.log(2 * math.pi)
+        tensor([0.])
+    """
+
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(check_positive("scale", scale)))
+
+    def forward(self, loc, event_dim=1):
+        return dist.Normal(loc, self.scale).to_event(event_dim)
+
+    def mean(self, loc):
+        return loc
+
+    def spec(self):
+        return f"normal:{self.scale.item():g}"
+
+
+class ContinuousBernoulli(Likelihood):
+    """p(x|z) = prod_d CB(x_d; sigmoid(logits_d(z))) for grey levels x_d in [0, 1].
+
+    The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019) is the Bernoulli cross-entropy with
+    its missing normaliser: ``CB(x; l) = C(l) l^x (1 - l)^(1 - x)``,
+    ``C(l) = 2 artanh(1 - 2 l) / (1 - 2 l)`` (``C(1/2) = 2``). It is a proper density on [0, 1],
+    so, unlike a Bernoulli on grey data, its ELBO bounds a log-likelihood. Its mean is not
+    ``sigmoid(logits)``; :meth:`mean` returns the true mean.
+
+    Example::
+
+        >>> lik = ContinuousBernoulli()
+        >>> lik(torch.zeros(1, 1)).log_prob(torch.tensor([[0.3]])).exp()  # lambda = 1/2: the uniform density on [0, 1]
+        tensor([1.])
+    """
+
+    support = constraints.unit_interval
+    support_hint = "data in [0, 1]"
+
+    def forward(self, logits, event_dim=1):
+        return dist.ContinuousBernoulli(logits=logits).to_event(event_dim)
+
+    def mean(self, logits):
+        return dist.ContinuousBernoulli(logits=logits).mean
+
+    def spec(self):
+        return "cbernoulli"
+
+
+class PixelScale(nn.Module):
+    """One learned positive scale per data dimension: ``scale = min_scale + softplus(raw)``, (D,).
+
+    Initialised at ``init_scale``; ``min_scale`` is a floor that keeps the density bounded where a
+    pixel is (nearly) constant, since there the maximum-likelihood scale is 0.
+    """
+
+    def __init__(self, data_dim, min_scale=0.01, init_scale=0.1):
+        super().__init__()
+        check_int("data_dim", data_dim)
+        self.min_scale = check_positive("min_scale", min_scale)
+        raw = torch.tensor(max(init_scale - min_scale, 1e-3)).expm1().log()  # softplus^-1
+        self.raw = nn.Parameter(raw.expand(data_dim).clone())  # (D,)
+
+    def forward(self):
+        return self.min_scale + F.softplus(self.raw)
+
+
+class NormalLearnedScale(Likelihood):
+    """p(x|z) = prod_d N(x_d; mu_d(z), sigma_d^2) with one learned sigma_d per pixel (not per z).
+
+    The decoder outputs means; ``sigma = min_scale + softplus(raw)`` is a parameter of this module.
+
+    Example::
+
+        >>> lik = NormalLearnedScale(784)
+        >>> [name for name, _ in lik.named_parameters()], round(lik.scale()[0].item(), 4)
+        (['scale.raw'], 0.1)
+    """
+
+    def __init__(self, data_dim, min_scale=0.01):
+        super().__init__()
+        self.scale = PixelScale(data_dim, min_scale)
+
+    def forward(self, loc, event_dim=1):
+        return dist.Normal(loc, self.scale()).to_event(event_dim)
+
+    def mean(self, loc):
+        return loc
+
+    def spec(self):
+        return "normal-learned"
+
+
+class NormalHeteroscedastic(Likelihood):
+    """p(x|z) = N(x; mu(z), diag sigma(z)^2): the decoder outputs both (the lecture's N(mu_x|z, Sigma_x|z)).
+
+    The decoder's output ``(..., 2 D)`` is split into ``mu`` and an unconstrained ``rho`` with
+    ``sigma = min_scale + softplus(rho)``. Without the floor a decoder can shrink sigma towards 0
+    on constant pixels and drive the likelihood to infinity (Mattei & Frellsen 2018).
+
+    Example::
+
+        >>> lik = NormalHeteroscedastic()
+        >>> lik.num_params(784), lik(torch.zeros(2, 2 * 784)).event_shape
+        (1568, torch.Size([784]))
+    """
+
+    def __init__(self, min_scale=0.01):
+        super().__init__()
+        self.min_scale = check_positive("min_scale", min_scale)
+
+    def num_params(self, data_dim):
+        return 2 * data_dim
+
+    def loc_scale(self, out):
+        loc, rho = out.chunk(2, dim=-1)  # (..., D), (..., D)
+        return loc, self.min_scale + F.softplus(rho)
+
+    def forward(self, out, event_dim=1):
+        loc, scale = self.loc_scale(out)
+        return dist.Normal(loc, scale).to_event(event_dim)
+
+    def mean(self, out):
+        return self.loc_scale(out)[0]
+
+    def spec(self):
+        return f"normal-hetero:{self.min_scale:g}"
+
+
+class Laplace(Likelihood):
+    """p(x|z) = prod_d Laplace(x_d; mu_d(z), b_d): ``-log p(x|z) = sum_d |x_d - mu_d| / b_d + log(2 b_d)``.
+
+    An L1 reconstruction error. The decoder outputs the locations ``mu``; the scale ``b`` is fixed
+    (``scale``) or, when ``scale`` is None, learned per pixel (needs ``data_dim``).
+
+    Example::
+
+        >>> mu, x = torch.zeros(1, 3), torch.tensor([[1.0, -2.0, 0.5]])
+        >>> -Laplace(1.0)(mu).log_prob(x) - (x - mu).abs().sum() - 3 * math.log(2)
+        tensor([0.])
+    """
+
+    def __init__(self, scale=None, data_dim=None, min_scale=0.01):
+        super().__init__()
+        self.pixel_scale = None  # learned per pixel when no fixed scale is given
+        if scale is None:
+            if data_dim is None:
+                raise UserError("Laplace with a learned scale needs data_dim", param="data_dim")
+            self.pixel_scale = PixelScale(data_dim, min_scale)
+        else:
+            self.register_buffer("fixed_scale", torch.tensor(check_positive("scale", scale)))
+
+    def scale(self):
+        return self.pixel_scale() if self.pixel_scale is not None else self.fixed_scale
+
+    def forward(self, loc, event_dim=1):
+        return dist.Laplace(loc, self.scale()).to_event(event_dim)
+
+    def mean(self, loc):
+        return loc
+
+    def spec(self):
+        return "laplace" if self.pixel_scale is not None else f"laplace:{self.fixed_scale.item():g}"
+
+
+REGISTRY = {
+    "bernoulli": Choice("bernoulli", "binary data; decoder outputs logits (cross-entropy)",
+                        lambda arg, ctx: no_arg("bernoulli", arg) or Bernoulli()),
+    "cbernoulli": Choice("cbernoulli", "continuous Bernoulli for grey levels in [0, 1]; decoder outputs logits",
+                         lambda arg, ctx: no_arg("cbernoulli", arg) or ContinuousBernoulli()),
+    "normal": Choice("normal:SCALE", "Normal with fixed scale; decoder outputs means (squared error)",
+                     lambda arg, ctx: Normal(number_arg("normal:SCALE", arg))),
+    "normal-learned": Choice("normal-learned[:FLOOR]", "Normal with one learned scale per pixel (floor 0.01)",
+                             lambda arg, ctx: NormalLearnedScale(
+                                 ctx.data_dim, number_arg("normal-learned:FLOOR", arg, default=0.01))),
+    "normal-hetero": Choice("normal-hetero[:FLOOR]", "Normal, decoder outputs means and scales (floor 0.01)",
+                            lambda arg, ctx: NormalHeteroscedastic(
+                                number_arg("normal-hetero:FLOOR", arg, default=0.01))),
+    "laplace": Choice("laplace[:SCALE]", "Laplace (L1 error); scale fixed, or learned per pixel if omitted",
+                      lambda arg, ctx: Laplace(number_arg("laplace:SCALE", arg) if arg is not None else None,
+                                               data_dim=ctx.data_dim)),
+}

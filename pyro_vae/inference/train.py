@@ -1,0 +1,161 @@
+"""``fit``: the SVI loop with Adam, per-epoch history, atomic checkpoints, resume and a NaN guard."""
+
+import math
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+from .kl_audit import uses_analytic_kl, warn_sampled_kl
+from .objectives import is_jit
+from .train_state import JitCompiler, TrainState, kl_kwargs
+from .traces import elbo_terms
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@torch.no_grad()
+def evaluate_elbo(vae, x, batch_size=1000):
+    """Mean one-sample ELBO per data point of ``x`` and its terms (analytic KL where registered)."""
+    device = next(vae.parameters()).device
+    totals = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    for start in range(0, len(x), batch_size):
+        terms = elbo_terms(vae.model, vae.guide, x[start : start + batch_size].to(device))
+        for k in totals:
+            totals[k] += terms[k].double().sum().item()
+    return {k: v / len(x) for k, v in totals.items()}
+
+
+def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+        lr_schedule=None, clip_norm=None, seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000,
+        beta=1.0, kl_warmup=0):
+    """Train ``vae`` on ``data`` (a :class:`~pyro_vae.data.Dataset`) by maximising ``elbo``.
+
+    Each step draws a minibatch of B rows, estimates the full-data ELBO (the ``"data"`` plate
+    scales by N / B), backpropagates and takes an Adam step on every parameter of ``vae``.
+
+    ``seed`` seeds the minibatch order and the ELBO's draws, not the networks' initialisation,
+    which happened when ``vae`` was built: seed before building it (``pyro.set_rng_seed(seed)``, as
+    ``pyro-vae train`` does) to repeat a run exactly.
+
+    :param run: a :class:`~pyro_vae.cli.runs.RunDir`; after every epoch its checkpoint (parameters,
+        optimiser and RNG state, history) and ``history.csv`` are written atomically.
+    :param resume: continue from ``run``'s checkpoint up to ``epochs`` in total; the result is the
+        same as an uninterrupted run with the same settings.
+    :param lr_schedule: a :class:`~pyro_vae.inference.schedules.Schedule`; epoch e trains at
+        ``lr_schedule.lr(e, lr)`` (None: ``lr`` throughout).
+    :param eps: Adam's epsilon.
+    :param beta, kl_warmup: weight the latent sites by ``kl_scale(epoch, beta, kl_warmup)`` (see
+        :func:`~pyro_vae.inference.objectives.kl_scale`); ``train_loss`` is then that weighted
+        objective, while the test ELBO stays the unweighted ELBO.
+    :returns: the history, a list of per-epoch dicts (nats per data point).
+    :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays.
+
+    Example::
+
+        >>> import pyro, pyro_vae as pv
+        >>> data = pv.load_dataset("digits", binarize="static")
+        >>> pyro.set_rng_seed(0)
+        >>> lik, post = pv.Bernoulli(), pv.DiagonalNormal()
+        >>> vae = pv.VAE(pv.MLP(64, [32], post.num_params(4)), pv.MLP(4, [32], lik.num_params(64)),
+        ...              prior=pv.StandardNormal(4), likelihood=lik, posterior=post)
+        >>> history = pv.fit(vae, data, pv.make_elbo("meanfield"), epochs=3, quiet=True)
+        >>> [row["epoch"] for row in history], history[-1]["test_elbo"] > history[0]["test_elbo"]
+        ([1, 2, 3], True)
+    """
+    device = next(vae.parameters()).device
+    state = TrainState(vae, lr, betas, eps)
+    if resume:
+        state.load(vae, run.load_checkpoint(map_location=device), lr, betas, eps)
+    else:
+        state.seed(seed)
+    num_data = data.num_train
+    if uses_analytic_kl(elbo):  # Pyro samples an unregistered KL silently; say so, once per fit
+        warn_sampled_kl(vae.model, vae.guide, data.served_sample(min(batch_size, num_data)).to(device),
+                        num_data=num_data)
+    drop_last = is_jit(elbo) and num_data > batch_size  # a JIT graph is traced for one batch shape
+    steps_per_epoch = num_data // batch_size if drop_last else math.ceil(num_data / batch_size)
+    compiler = JitCompiler(vae, elbo, data.x_train[: min(batch_size, num_data)].round().to(device), num_data)
+    compiler.ensure(kl_kwargs(state.epoch + 1, beta, kl_warmup))
+    state.restore_rng()  # after compiling, so compilation's draws do not shift the stream
+
+    bar = tqdm(total=(epochs - state.epoch) * steps_per_epoch, disable=quiet or not sys.stderr.isatty(),
+               unit="step", dynamic_ncols=True)
+    for epoch in range(state.epoch + 1, epochs + 1):
+        scale = kl_kwargs(epoch, beta, kl_warmup)
+        compiler.ensure(scale)  # a new kl_scale is a new graph
+        state.set_lr(lr_schedule.lr(epoch, lr) if lr_schedule is not None else lr)
+        vae.train()
+        t0, losses = time.perf_counter(), []
+        for xb in data.batches(batch_size, state.data_rng, drop_last=drop_last):
+            state.optimizer.zero_grad(set_to_none=True)
+            loss = _loss_and_grads(elbo, vae, xb.to(device), num_data, scale) / num_data
+            if not math.isfinite(loss):
+                bar.close()
+                raise _diverged(loss, epoch, len(losses) + 1, run)
+            if clip_norm:
+                torch.nn.utils.clip_grad_norm_(state.params, clip_norm)
+            state.optimizer.step()
+            losses.append(loss)
+            bar.update()
+            bar.set_postfix(epoch=epoch, loss=f"{statistics.fmean(losses[-20:]):.2f}")
+        row = _epoch_row(vae, data, epoch, losses, time.perf_counter() - t0, eval_batch_size)
+        state.history.append(row)
+        state.epoch = epoch
+        if not quiet:
+            tqdm.write(_epoch_line(row, state.history, epochs), file=sys.stdout)
+        if run is not None:
+            run.save_checkpoint(state.checkpoint(vae))
+            run.write_history(state.history)
+    bar.close()
+    return state.history
+
+
+def _epoch_row(vae, data, epoch, losses, seconds, eval_batch_size):
+    """The history row of ``epoch``: mean training loss, and the test ELBO with its terms."""
+    vae.eval()
+    t0 = time.perf_counter()
+    test = evaluate_elbo(vae, data.x_test, eval_batch_size)
+    return {"epoch": epoch, "train_loss": statistics.fmean(losses), "test_elbo": test["elbo"],
+            "test_reconstruction": test["reconstruction"], "test_kl": test["kl"],
+            "seconds": seconds, "eval_seconds": time.perf_counter() - t0}
+
+
+def _epoch_line(row, history, epochs):
+    return (f"epoch {row['epoch']:3d}  train loss {row['train_loss']:9.3f}  test ELBO {row['test_elbo']:9.3f} "
+            f"(rec {row['test_reconstruction']:9.3f}, KL {row['test_kl']:7.3f})  {row['seconds']:6.2f}s  "
+            f"nats/point{_eta(history, epochs)}")
+
+
+def _eta(history, epochs):
+    """``  ETA 1h02m`` from the median of the last epochs' seconds, or "" when done."""
+    left = epochs - int(history[-1]["epoch"])
+    if left <= 0:
+        return ""
+    recent = [r["seconds"] + r["eval_seconds"] for r in history[-20:]]
+    secs = int(statistics.median(recent) * left)
+    return f"  ETA {secs // 3600}h{secs % 3600 // 60:02d}m"
+
+
+def _loss_and_grads(elbo, vae, xb, num_data, kl_kwargs):
+    """The ELBO estimate's loss (backpropagated), or NaN where NaN parameters failed validation."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Encountered NaN")  # fit raises its own error
+            return elbo.loss_and_grads(vae.model, vae.guide, xb, num_data=num_data, **kl_kwargs)
+    except ValueError as e:  # with validation on, NaN parameters fail distribution checks first
+        if "invalid values" not in str(e):
+            raise
+        return float("nan")
+
+
+def _diverged(loss, epoch, step, run):
+    where = f"the checkpoint of epoch {epoch - 1} in {run.path}" if run and epoch > 1 else "no checkpoint"
+    return TrainingDiverged(f"loss became {loss} at epoch {epoch}, step {step}; kept {where}; "
+                            "resume with a lower lr=LR or with clip_norm=NORM", param=("lr", "clip_norm"))

@@ -1,0 +1,91 @@
+"""What ``fit`` keeps between epochs and restores on resume, and its JIT bookkeeping.
+
+:class:`TrainState` holds the optimiser, the minibatch RNG and the history, and turns them into a
+checkpoint and back. :class:`JitCompiler` traces a compiled objective once per distinct keyword
+arguments (a KL warm-up changes ``kl_scale`` every epoch), outside the training RNG stream, so a
+resumed run draws exactly what an uninterrupted one does.
+"""
+
+import torch
+
+from .objectives import is_jit, kl_scale
+
+
+class TrainState:
+    """Adam over the trainable parameters of ``vae``, the minibatch generator, and the history.
+
+    :param float eps: Adam's epsilon. The learning rate is set per epoch by ``fit``.
+    """
+
+    def __init__(self, vae, lr, betas, eps):
+        self.params = [p for p in vae.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=tuple(betas), eps=eps)
+        self.data_rng = torch.Generator()
+        self.history = []
+        self.epoch = 0  # the last finished epoch
+        self._rng = None  # the checkpoint's RNG state, until restore_rng sets it
+
+    def seed(self, seed):
+        """A fresh run: seed torch's global stream (initialisation draws, ELBO samples) and the minibatch one."""
+        torch.manual_seed(seed)
+        self.data_rng.manual_seed(seed)
+
+    def load(self, vae, state, lr, betas, eps):
+        """Restore parameters, optimiser, history and epoch from a checkpoint ``state``; the RNG
+        streams are restored later by :meth:`restore_rng` (after any JIT compilation)."""
+        vae.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a resumed run may lower lr (e.g. after a NaN)
+            group["lr"], group["betas"], group["eps"] = lr, tuple(betas), eps
+        self.history, self.epoch = list(state["history"]), int(state["epoch"])
+        self._rng = state["rng"]
+
+    def restore_rng(self):
+        """Set both RNG streams to the checkpoint's (a no-op for a fresh run)."""
+        state, self._rng = self._rng, None
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"].cpu())
+        self.data_rng.set_state(state["data"].cpu())
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+    def set_lr(self, lr):
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def checkpoint(self, vae):
+        """The state a resumed run needs, after epoch ``self.epoch``."""
+        rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"epoch": self.epoch, "model": vae.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": rng, "history": self.history}
+
+
+def kl_kwargs(epoch, beta, kl_warmup):
+    """``{"kl_scale": s}`` for the model and guide in ``epoch``, or ``{}`` when the weight is 1."""
+    scale = kl_scale(epoch, beta, kl_warmup)
+    return {} if scale is None else {"kl_scale": scale}
+
+
+class JitCompiler:
+    """Compiles a JIT objective for each new set of keyword arguments, outside the RNG stream.
+
+    For other objectives every method is a no-op.
+    """
+
+    def __init__(self, vae, elbo, batch, num_data):
+        self.vae, self.elbo, self.batch, self.num_data = vae, elbo, batch, num_data
+        self.active = is_jit(elbo)
+        self.compiled = None
+
+    def ensure(self, kwargs):
+        """Trace the graph for ``kwargs`` unless it is the one traced last."""
+        if not self.active or kwargs == self.compiled:
+            return
+        with torch.random.fork_rng():
+            self.elbo.loss_and_grads(self.vae.model, self.vae.guide, self.batch, num_data=self.num_data, **kwargs)
+        for p in self.vae.parameters():
+            p.grad = None
+        self.compiled = kwargs

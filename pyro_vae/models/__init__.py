@@ -1,0 +1,11 @@
+"""Models as Pyro programs: networks, the :class:`LatentModel` base, the VAE, the two-layer VAE and
+the deterministic autoencoders (a VAE with a point-mass code)."""
+
+from .autoencoders import Autoencoder, jacobian_frobenius_sq
+from .base import LatentModel, data_plate, latent_scale
+from .hierarchical import HierarchicalVAE
+from .nets import MLP
+from .vae import VAE
+
+__all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "VAE", "data_plate", "jacobian_frobenius_sq",
+           "latent_scale"]
