@@ -100,14 +100,15 @@ MODELS = {
 }
 
 
-def build_model(config, data):
-    """Check the data against the likelihood, then build the model on ``config.device``."""
+def build_model(config, data, local_rank=0):
+    """Check the data against the likelihood, then build the model on ``config.device`` (CUDA: the
+    device ``local_rank``, one per process under torchrun)."""
     builder = specs.build(MODELS, config.model, "model", None)
     model = builder(config, data.data_dim)
     fix = "; binarize it (--binarize dynamic or static) or use --likelihood cbernoulli or normal:0.1"
     model.likelihood.check_data(data.served_sample(), fix=fix)
     model.likelihood.check_data(data.x_test, fix=fix)
-    return model.to(device(config.device))
+    return model.to(device(config.device, local_rank))
 
 
 def build_elbo(config, model=None):
@@ -127,13 +128,13 @@ def fit_options(config):
     return options
 
 
-def device(name):
+def device(name, local_rank=0):
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda":
         if not torch.cuda.is_available():
             raise UserError("--device cuda but CUDA is not available here; use --device cpu")
-        return torch.device("cuda")
+        return torch.device("cuda", local_rank)
     raise UserError(f"unknown --device {name!r}; choose cpu or cuda")
 
 

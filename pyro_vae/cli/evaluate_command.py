@@ -15,6 +15,7 @@ from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
 from ..diagnostics.representations import report as code_report
 from ..diagnostics.tightness import dataset_statistics, format_table, summarise
 from ..errors import UserError, check_int
+from ..inference import distributed as dist
 from .build import build_noise, load_run
 from .figures import run_reconstructions_figure
 from .options import set_threads
@@ -28,6 +29,8 @@ def run_command(args):
             check_int(name, getattr(args, name))
     check_int("local_opt_images", args.local_opt_images, least=0)
     set_threads(args.threads)
+    job = dist.from_environment()  # torchrun: every process scores a share of the batches
+    args.quiet = args.quiet or not job.is_main
     loaded = load_run(args.dir)
     x = loaded.data.rows(args.split)[: args.max_images]
     if args.local_opt_images > len(x):
@@ -38,14 +41,18 @@ def run_command(args):
         args.num_samples = 1
     x = x.to(next(vae.parameters()).device)
     bar = tqdm(total=len(x), unit="img", dynamic_ncols=True, disable=args.quiet or not sys.stderr.isatty())
-    pyro.set_rng_seed(args.seed)
     t0 = time.perf_counter()
     stats = dataset_statistics(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
-                               chunk_size=args.chunk_size, progress=bar.update)
+                               chunk_size=args.chunk_size, progress=bar.update, seed=args.seed, psis=args.psis,
+                               distributed=job)
     bar.close()
+    if not job.is_main:  # rank 0 gathered every image's statistics and writes the report
+        dist.shutdown()
+        return 0
     report = summarise(stats, args.num_samples)
     report["seconds_bounds"] = time.perf_counter() - t0
     if args.local_opt_images:
+        pyro.set_rng_seed(args.seed)
         bar = tqdm(total=steps, unit="step", desc="local q*", dynamic_ncols=True,
                    disable=args.quiet or not sys.stderr.isatty())
         gaps = inference_gaps(vae, x[: args.local_opt_images], args.num_samples, steps=steps,
@@ -57,6 +64,7 @@ def run_command(args):
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
                   dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
+                  processes=job.world_size,
                   batch_size=args.batch_size, seconds=time.perf_counter() - t0,
                   chunk_size=args.chunk_size or default_chunk_size(min(args.batch_size, len(x))))
     loaded.run.write_json("eval.json", json_safe(report))
@@ -68,6 +76,7 @@ def run_command(args):
     if loaded.model.corruption is not None:
         save_png(run_reconstructions_figure(loaded, args.seed), loaded.run.file("denoising.png"), dpi=100)
     print(f"wrote {loaded.run.file('eval.json')}")
+    dist.shutdown()
     return 0
 
 

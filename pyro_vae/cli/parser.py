@@ -8,6 +8,7 @@ a diverged run exits 3 and an interrupted one 130, each keeping its last checkpo
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
@@ -134,6 +135,8 @@ def add_evaluate_parser(sub):
     a("--batch-size", type=int, default=100, help="images scored at once (default 100)")
     a("--chunk-size", type=int, help="samples per network pass (default: about 8192 rows / batch size)")
     a("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    a("--no-psis", dest="psis", action="store_false",
+      help="skip the Pareto fit of each image's weights (k-hat, PSIS estimate): L_K only, about 10%% faster")
     a("--no-representation", dest="representation", action="store_false",
       help="skip the code report (reconstruction errors, code statistics, linear probes)")
     return p
@@ -201,12 +204,30 @@ def flag_message(error, flags):
 def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun, say which process failed
+    prefix = "pyro-vae" if rank == 0 else f"pyro-vae[rank {rank}]"
     try:
         return args.func(args)
     except TrainingDiverged as e:
-        print(f"pyro-vae: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
+        print(f"{prefix}: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
         return 3
     except UserError as e:
-        print(f"pyro-vae: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
+        print(f"{prefix}: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        if not _peer_failure(e):
+            raise
+        print(f"{prefix}: error: another process of this torchrun job stopped (its own message says why); "
+              "this one stops too, and the run directory keeps its last finished epoch", file=sys.stderr)
+        return 1
+
+
+def _peer_failure(error):
+    """A collective failed because another process of a torchrun job exited."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    text = str(error)
+    return isinstance(error, dist.DistError) or "closed by peer" in text or "Connection reset" in text
 

@@ -8,6 +8,7 @@ import time
 import pyro
 
 from ..errors import UserError
+from ..inference import distributed as dist
 from ..inference.train import fit
 from .build import build_data, build_elbo, build_model, fit_options
 from .config import TrainConfig
@@ -19,7 +20,10 @@ RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "thr
 
 
 def run_command(args):
-    """The ``train`` subcommand (see :func:`pyro_vae.cli.parser.add_train_parser`)."""
+    """The ``train`` subcommand (see :func:`pyro_vae.cli.parser.add_train_parser`).
+
+    Under ``torchrun`` every process runs this; rank 0 alone writes the run directory and prints.
+    """
     given = given_fields(args)
     if args.resume:
         if args.out:
@@ -38,33 +42,40 @@ def run_command(args):
         config = TrainConfig(**given).validate()
         run = RunDir(args.out or _default_out())
     set_threads(config.threads)
+    job = dist.from_environment(config.device)
+    quiet = args.quiet or not job.is_main
     data = build_data(config)
     pyro.set_rng_seed(config.seed)
-    vae = build_model(config, data)
+    vae = build_model(config, data, local_rank=job.local_rank)
     if "elbo" not in given and not vae.mean_field_guide:
         config.elbo = "trace"  # the default meanfield would be refused for this guide
-        if not args.quiet:
+        if not quiet:
             print(f"--model {config.model}: its guide is not mean-field, training with --elbo trace")
     elbo = build_elbo(config, vae)
-    if not args.resume:
+    if job.is_main and not args.resume:
         run.create(config)
-    else:  # epochs, lr, ... may have changed: record what this run now is
+    elif job.is_main:  # epochs, lr, ... may have changed: record what this run now is
         run.write_json("config.json", config.to_dict())
-    if not args.quiet:
+    if not quiet:
+        processes = f", {job.world_size} processes" if job.active else ""
         print(f"training {config.model} on {data.name} ({data.num_train} train / {len(data.x_test)} test, "
-              f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}; run directory {run.path}")
+              f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}{processes}; run directory {run.path}")
     try:
-        history = fit(vae, data, elbo, run=run, resume=bool(args.resume), quiet=args.quiet, **fit_options(config))
+        history = fit(vae, data, elbo, run=run, resume=bool(args.resume), quiet=quiet, distributed=job,
+                      **fit_options(config))
     except KeyboardInterrupt:
-        print(f"pyro-vae: interrupted; the last finished epoch is saved in {run.path}: continue with "
-              f"pyro-vae train --resume {run.path}", file=sys.stderr)
+        if job.is_main:
+            print(f"pyro-vae: interrupted; the last finished epoch is saved in {run.path}: continue with "
+                  f"pyro-vae train --resume {run.path}", file=sys.stderr)
         return 130
-    summary = _summary(config, data, vae, history)
-    run.write_json("summary.json", summary)
-    if not args.quiet:
-        print(f"test ELBO {summary['test_elbo']:.3f} nats per image after {summary['epochs']} epochs "
-              f"({summary['seconds_per_epoch_median']:.2f} s/epoch)")
-    print(f"run directory: {run.path}")
+    if job.is_main:
+        summary = _summary(config, data, vae, history)
+        run.write_json("summary.json", summary)
+        if not quiet:
+            print(f"test ELBO {summary['test_elbo']:.3f} nats per image after {summary['epochs']} epochs "
+                  f"({summary['seconds_per_epoch_median']:.2f} s/epoch)")
+        print(f"run directory: {run.path}")
+    dist.shutdown()
     return 0
 
 

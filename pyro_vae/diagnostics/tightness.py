@@ -21,7 +21,11 @@ import pyro.distributions as dist
 import torch
 
 from ..inference.traces import sample_sites, site_log_prob, trace_terms
-from .bounds import KHAT_THRESHOLD, active_units, bound_curve, ess, iter_log_weights, psis
+import pyro
+
+from ..inference.distributed import SINGLE
+from .bounds import KHAT_THRESHOLD, active_units, bound_curve, ess, iter_log_weights
+from .bounds import psis as pareto_smoothed
 
 DEFAULT_KS = (1, 5, 50, 500, 5000)
 DEFAULT_BATCH_SIZE = 100
@@ -34,7 +38,7 @@ def curve_ks(num_samples, ks=DEFAULT_KS):
 
 
 @torch.no_grad()
-def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=None, max_plate_nesting=1):
+def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=None, max_plate_nesting=1, psis=True):
     """Per-data-point tightness statistics of one batch ``x`` ``(B, ...)`` from S draws each.
 
     Returns a dict of ``(B,)`` float64 tensors: ``elbo`` (the mean log weight, = ``curve[1]``),
@@ -71,7 +75,10 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
     stats["curve"] = bound_curve(log_w, curve_ks(num_samples, ks))
     stats["elbo"] = stats["curve"][1]  # mean log weight: the curve's first point
     stats["elbo_analytic_kl"] = stats["reconstruction"] - stats["kl"] + stats["penalty"]
-    stats["khat"], stats["psis"] = psis(log_w)
+    if psis:
+        stats["khat"], stats["psis"] = pareto_smoothed(log_w)
+    else:  # the Pareto fit skipped: no k-hat, no smoothed estimate
+        stats["khat"] = stats["psis"] = torch.full((batch,), math.nan, dtype=torch.float64)
     stats["ess"] = ess(log_w)
     width = log_w.max(0).values - log_w.min(0).values
     stats["constant"] = width <= CONSTANT_WEIGHTS_TOL * (1 + log_w.abs().max(0).values)
@@ -82,10 +89,22 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
 
 
 def dataset_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, batch_size=DEFAULT_BATCH_SIZE,
-                       chunk_size=None, progress=None, max_plate_nesting=1):
+                       chunk_size=None, progress=None, max_plate_nesting=1, seed=None, psis=True,
+                       distributed=SINGLE):
     """:func:`point_statistics` over all rows of ``x`` in batches, concatenated.
 
     :param progress: optional callable, called with the number of rows done after each batch.
+    :param seed: seed the draws of each batch from ``seed`` and the batch's first row
+        (:func:`batch_seed`), so an image's draws do not depend on which batches ran before it, nor
+        on which process ran it; None: draw from the current random stream.
+    :param psis: fit the Pareto tail of each image's weights (k-hat, PSIS estimate); False skips
+        it, for users who want L_K alone (about 10% of the time on the demo net).
+    :param distributed: with several processes (torchrun), each scores every R-th batch and the
+        per-image results are gathered, in order, on every rank: the same numbers as one process
+        (with ``seed``).
+
+    Memory: one batch's ``S x B`` weights at a time and per-image summaries, so it does not grow
+    with the number of images beyond a few numbers per image.
 
     Example::
 
@@ -94,20 +113,31 @@ def dataset_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, batch_size=D
         >>> vae = pv.VAE(pv.MLP(64, [32], post.num_params(2)), pv.MLP(2, [32], lik.num_params(64)),
         ...              prior=pv.StandardNormal(2), likelihood=lik, posterior=post)
         >>> x = torch.bernoulli(torch.full((30, 64), 0.3))
-        >>> stats = dataset_statistics(vae.model, vae.guide, x, num_samples=500, batch_size=10)
+        >>> stats = dataset_statistics(vae.model, vae.guide, x, num_samples=500, batch_size=10, seed=0)
         >>> sorted(stats["curve"]), stats["elbo"].shape
         ([1, 5, 50, 500], torch.Size([30]))
         >>> report = summarise(stats, 500)
         >>> report["gap"] >= 0, report["verdict"]["level"] in ("reliable", "caution", "lower-bound-only")
         (True, True)
     """
-    parts = []
-    for start in range(0, x.shape[0], batch_size):
+    starts = list(range(0, x.shape[0], batch_size))[distributed.rank :: distributed.world_size]
+    parts = {}
+    for start in starts:
         xb = x[start : start + batch_size]
-        parts.append(point_statistics(model, guide, xb, num_samples, ks, chunk_size, max_plate_nesting))
+        if seed is not None:
+            pyro.set_rng_seed(batch_seed(seed, start))
+        parts[start] = point_statistics(model, guide, xb, num_samples, ks, chunk_size, max_plate_nesting, psis)
         if progress is not None:
             progress(xb.shape[0])
-    return _concat(parts)
+    if distributed.active:
+        parts = {start: part for gathered in distributed.gather(parts) for start, part in gathered.items()}
+    return _concat([parts[start] for start in sorted(parts)])
+
+
+def batch_seed(seed, start):
+    """The seed of the batch whose first row is ``start`` (below 2^32, as numpy's seed must be);
+    the first batch gets ``seed`` itself."""
+    return (seed + 7919 * start) % 2**32
 
 
 def _concat(parts):
@@ -145,6 +175,7 @@ def summarise(stats, num_samples, active_threshold=0.01):
     report["stderr"] = stderr
 
     khat = stats["khat"][~torch.isnan(stats["khat"])]
+    report["psis_fitted"] = bool((~torch.isnan(stats["psis"])).any()) or report["num_samples"] < 5
     report["khat"] = {
         "median": khat.median().item() if khat.numel() else None,
         "max": khat.max().item() if khat.numel() else None,
@@ -170,8 +201,9 @@ def summarise(stats, num_samples, active_threshold=0.01):
 def verdict(report):
     """How far the IWAE number can be trusted: ``{"level": ..., "message": ...}``.
 
-    Levels: ``not-a-bound`` (point-mass guide), ``exact`` (all weights equal), ``reliable`` (k-hat
-    <= 0.7 for at least 95% of points), ``caution`` (for at least half), ``lower-bound-only``.
+    Levels: ``not-a-bound`` (point-mass guide), ``exact`` (all weights equal), ``unchecked`` (no
+    Pareto fit was made), ``reliable`` (k-hat <= 0.7 for at least 95% of points), ``caution`` (for
+    at least half), ``lower-bound-only``.
     """
     s = report["num_samples"]
     frac = report["khat"]["frac_above_0_7"] or 0.0  # None: no tail was fitted (all weights equal)
@@ -184,6 +216,10 @@ def verdict(report):
         return {"level": "exact", "message": (
             "all importance weights are equal: q(z|x) is the exact posterior up to rounding, so "
             "ELBO = L_K = log p(x) and the gap is 0.")}
+    if not report.get("psis_fitted", True):
+        return {"level": "unchecked", "message": (
+            f"the Pareto k-hat of the weights was not computed (psis=False): L_{s} is a lower bound on "
+            "log p(x) whose tightness was not assessed.")}
     share = f"k-hat > {KHAT_THRESHOLD} for {frac:.0%} of points"
     if frac > 0.5:
         return {"level": "lower-bound-only", "message": (
@@ -207,8 +243,9 @@ def format_table(report, title=""):
     if report["penalty"]:
         rows.append(("  penalty", report["penalty"], se["penalty"]))
     rows += [(f"L_{k}", v, se["bound_curve"][k]) for k, v in report["bound_curve"].items()]
-    rows += [(f"gap L_{report['num_samples']} - ELBO", report["gap"], se["gap"]),
-             ("PSIS estimate", report["psis_log_likelihood"], se["psis_log_likelihood"])]
+    rows += [(f"gap L_{report['num_samples']} - ELBO", report["gap"], se["gap"])]
+    if report.get("psis_fitted", True):
+        rows += [("PSIS estimate", report["psis_log_likelihood"], se["psis_log_likelihood"])]
     if "approximation_gap" in report:
         g = report["inference_gap"]
         rows += [(f"approximation gap ({g['num_images']} pts)", report["approximation_gap"],

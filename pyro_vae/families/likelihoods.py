@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import constraints
+from torch.distributions.utils import broadcast_all
 
 from ..errors import UserError, check_int, check_positive
 from ..specs import Choice, no_arg, number_arg
@@ -38,6 +39,23 @@ class Likelihood(nn.Module):
         return type(self).__name__.lower()
 
 
+class BernoulliLogits(dist.Bernoulli):
+    """Pyro's ``Bernoulli(logits=...)`` whose ``log_prob`` negates the cross-entropy in place.
+
+    torch computes ``-binary_cross_entropy_with_logits(logits, x)``, which allocates and writes one
+    more tensor of the decoder's output size (K x B x D at evaluation) just to flip its sign; here
+    the sign flips in place: the same values, bit for bit, about 8% less time for the Bernoulli
+    log-density of a K = 5000 evaluation (scripts/benchmark_speed.py). Autograd is unaffected: the
+    cross-entropy's backward does not read its output.
+    """
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        logits, value = broadcast_all(self.logits, value)
+        return F.binary_cross_entropy_with_logits(logits, value, reduction="none").neg_()
+
+
 class Bernoulli(Likelihood):
     """p(x|z) = prod_d Bernoulli(x_d; sigmoid(logits_d(z))): the decoder outputs logits.
 
@@ -54,7 +72,7 @@ class Bernoulli(Likelihood):
     support_hint = "binary data in {0, 1}"
 
     def forward(self, logits, event_dim=1):
-        return dist.Bernoulli(logits=logits).to_event(event_dim)
+        return BernoulliLogits(logits=logits).to_event(event_dim)
 
     def mean(self, logits):
         return torch.sigmoid(logits)

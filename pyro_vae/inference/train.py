@@ -4,14 +4,15 @@ import math
 import statistics
 import sys
 import time
-import warnings
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from .distributed import SINGLE
 from .kl_audit import uses_analytic_kl, warn_sampled_kl
 from .objectives import is_jit
+from .step import SVIStep
 from .train_state import JitCompiler, TrainState, kl_kwargs
 from .traces import elbo_terms
 
@@ -21,20 +22,25 @@ class TrainingDiverged(UserError):
 
 
 @torch.no_grad()
-def evaluate_elbo(vae, x, batch_size=1000):
-    """Mean one-sample ELBO per data point of ``x`` and its terms (analytic KL where registered)."""
+def evaluate_elbo(vae, x, batch_size=1000, distributed=SINGLE):
+    """Mean one-sample ELBO per data point of ``x`` and its terms (analytic KL where registered).
+
+    With several processes each scores its contiguous share of the rows and the sums are combined,
+    so every rank returns the same numbers."""
     device = next(vae.parameters()).device
-    totals = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
-    for start in range(0, len(x), batch_size):
-        terms = elbo_terms(vae.model, vae.guide, x[start : start + batch_size].to(device))
-        for k in totals:
-            totals[k] += terms[k].double().sum().item()
-    return {k: v / len(x) for k, v in totals.items()}
+    per_rank = math.ceil(len(x) / distributed.world_size)
+    mine = x[distributed.rank * per_rank : (distributed.rank + 1) * per_rank]
+    keys = ("elbo", "reconstruction", "kl")
+    totals = [0.0] * len(keys)
+    for start in range(0, len(mine), batch_size):
+        terms = elbo_terms(vae.model, vae.guide, mine[start : start + batch_size].to(device))
+        totals = [t + terms[k].double().sum().item() for t, k in zip(totals, keys)]
+    return {k: v / len(x) for k, v in zip(keys, distributed.sum(totals))}
 
 
 def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
         lr_schedule=None, clip_norm=None, seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000,
-        beta=1.0, kl_warmup=0):
+        beta=1.0, kl_warmup=0, distributed=SINGLE):
     """Train ``vae`` on ``data`` (a :class:`~pyro_vae.data.Dataset`) by maximising ``elbo``.
 
     Each step draws a minibatch of B rows, estimates the full-data ELBO (the ``"data"`` plate
@@ -55,6 +61,10 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         :func:`~pyro_vae.inference.objectives.kl_scale`); ``train_loss`` is then that weighted
         objective, while the test ELBO stays the unweighted ELBO.
     :returns: the history, a list of per-epoch dicts (nats per data point).
+    :param distributed: a :class:`~pyro_vae.inference.distributed.Distributed` job (torchrun): each
+        of its R processes scores B rows of every global batch of R x B rows and the gradients are
+        averaged, exactly the update of one process with batch R x B. Rank 0 alone writes ``run``
+        and prints; pass ``run`` on every rank (the others only read it on resume).
     :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays.
 
     Example::
@@ -70,20 +80,24 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         ([1, 2, 3], True)
     """
     device = next(vae.parameters()).device
+    quiet = quiet or not distributed.is_main
     state = TrainState(vae, lr, betas, eps)
     if resume:
-        state.load(vae, run.load_checkpoint(map_location=device), lr, betas, eps)
+        state.load(vae, run.load_checkpoint(map_location=device), lr, betas, eps, distributed)
     else:
-        state.seed(seed)
+        state.seed(seed, distributed)
+        distributed.broadcast_parameters(vae)
     num_data = data.num_train
-    if uses_analytic_kl(elbo):  # Pyro samples an unregistered KL silently; say so, once per fit
+    if uses_analytic_kl(elbo) and distributed.is_main:  # Pyro samples an unregistered KL silently; say so
         warn_sampled_kl(vae.model, vae.guide, data.served_sample(min(batch_size, num_data)).to(device),
                         num_data=num_data)
-    drop_last = is_jit(elbo) and num_data > batch_size  # a JIT graph is traced for one batch shape
-    steps_per_epoch = num_data // batch_size if drop_last else math.ceil(num_data / batch_size)
+    global_batch = batch_size * distributed.world_size  # every rank scores batch_size rows of it
+    drop_last = is_jit(elbo) and num_data > global_batch  # a JIT graph is traced for one batch shape
+    steps_per_epoch = num_data // global_batch if drop_last else math.ceil(num_data / global_batch)
     compiler = JitCompiler(vae, elbo, data.x_train[: min(batch_size, num_data)].round().to(device), num_data)
     compiler.ensure(kl_kwargs(state.epoch + 1, beta, kl_warmup))
     state.restore_rng()  # after compiling, so compilation's draws do not shift the stream
+    step = SVIStep(vae, elbo, state.optimizer, num_data, clip_norm, distributed if distributed.active else None)
 
     bar = tqdm(total=(epochs - state.epoch) * steps_per_epoch, disable=quiet or not sys.stderr.isatty(),
                unit="step", dynamic_ncols=True)
@@ -93,35 +107,33 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         state.set_lr(lr_schedule.lr(epoch, lr) if lr_schedule is not None else lr)
         vae.train()
         t0, losses = time.perf_counter(), []
-        for xb in data.batches(batch_size, state.data_rng, drop_last=drop_last):
-            state.optimizer.zero_grad(set_to_none=True)
-            loss = _loss_and_grads(elbo, vae, xb.to(device), num_data, scale) / num_data
+        for xg in data.batches(global_batch, state.data_rng, drop_last=drop_last):
+            xb, weight = distributed.shard(xg)
+            loss = step(xb.to(device), scale, weight)
             if not math.isfinite(loss):
                 bar.close()
                 raise _diverged(loss, epoch, len(losses) + 1, run)
-            if clip_norm:
-                torch.nn.utils.clip_grad_norm_(state.params, clip_norm)
-            state.optimizer.step()
             losses.append(loss)
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{statistics.fmean(losses[-20:]):.2f}")
-        row = _epoch_row(vae, data, epoch, losses, time.perf_counter() - t0, eval_batch_size)
+        row = _epoch_row(vae, data, epoch, losses, time.perf_counter() - t0, eval_batch_size, distributed)
         state.history.append(row)
         state.epoch = epoch
         if not quiet:
             tqdm.write(_epoch_line(row, state.history, epochs), file=sys.stdout)
-        if run is not None:
-            run.save_checkpoint(state.checkpoint(vae))
+        checkpoint = state.checkpoint(vae, distributed) if run is not None else None  # every rank: a collective
+        if run is not None and distributed.is_main:
+            run.save_checkpoint(checkpoint)
             run.write_history(state.history)
     bar.close()
     return state.history
 
 
-def _epoch_row(vae, data, epoch, losses, seconds, eval_batch_size):
+def _epoch_row(vae, data, epoch, losses, seconds, eval_batch_size, distributed=SINGLE):
     """The history row of ``epoch``: mean training loss, and the test ELBO with its terms."""
     vae.eval()
     t0 = time.perf_counter()
-    test = evaluate_elbo(vae, data.x_test, eval_batch_size)
+    test = evaluate_elbo(vae, data.x_test, eval_batch_size, distributed)
     return {"epoch": epoch, "train_loss": statistics.fmean(losses), "test_elbo": test["elbo"],
             "test_reconstruction": test["reconstruction"], "test_kl": test["kl"],
             "seconds": seconds, "eval_seconds": time.perf_counter() - t0}
@@ -141,18 +153,6 @@ def _eta(history, epochs):
     recent = [r["seconds"] + r["eval_seconds"] for r in history[-20:]]
     secs = int(statistics.median(recent) * left)
     return f"  ETA {secs // 3600}h{secs % 3600 // 60:02d}m"
-
-
-def _loss_and_grads(elbo, vae, xb, num_data, kl_kwargs):
-    """The ELBO estimate's loss (backpropagated), or NaN where NaN parameters failed validation."""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Encountered NaN")  # fit raises its own error
-            return elbo.loss_and_grads(vae.model, vae.guide, xb, num_data=num_data, **kl_kwargs)
-    except ValueError as e:  # with validation on, NaN parameters fail distribution checks first
-        if "invalid values" not in str(e):
-            raise
-        return float("nan")
 
 
 def _diverged(loss, epoch, step, run):

@@ -8,7 +8,18 @@ resumed run draws exactly what an uninterrupted one does.
 
 import torch
 
+from ..errors import UserError
+from .distributed import SINGLE
 from .objectives import is_jit, kl_scale
+
+
+def make_optimizer(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    """Adam as ``fit`` uses it: torch's fused implementation where it runs (CPU and CUDA float
+    tensors), which takes about a third of the default implementation's time per step on the demo
+    net; the same algorithm, equal to it up to float rounding."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None)
 
 
 class TrainState:
@@ -19,26 +30,34 @@ class TrainState:
 
     def __init__(self, vae, lr, betas, eps):
         self.params = [p for p in vae.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=tuple(betas), eps=eps)
+        self.optimizer = make_optimizer(self.params, lr, betas, eps)
         self.data_rng = torch.Generator()
         self.history = []
         self.epoch = 0  # the last finished epoch
         self._rng = None  # the checkpoint's RNG state, until restore_rng sets it
 
-    def seed(self, seed):
-        """A fresh run: seed torch's global stream (initialisation draws, ELBO samples) and the minibatch one."""
-        torch.manual_seed(seed)
+    def seed(self, seed, distributed=SINGLE):
+        """A fresh run: seed torch's global stream (the ELBO's draws; each rank its own) and the
+        minibatch stream (the same permutation and binarisation on every rank)."""
+        torch.manual_seed(seed if distributed.rank == 0 else seed + 7919 * distributed.rank)
         self.data_rng.manual_seed(seed)
 
-    def load(self, vae, state, lr, betas, eps):
+    def load(self, vae, state, lr, betas, eps, distributed=SINGLE):
         """Restore parameters, optimiser, history and epoch from a checkpoint ``state``; the RNG
-        streams are restored later by :meth:`restore_rng` (after any JIT compilation)."""
+        streams are restored later by :meth:`restore_rng` (after any JIT compilation). A checkpoint
+        continues only with the number of processes that wrote it (each rank has its own stream)."""
+        written_by = int(state.get("world_size", 1))
+        if written_by != distributed.world_size:
+            raise UserError(f"the checkpoint was written by a run of {written_by} process(es), this one has "
+                            f"{distributed.world_size}; resume it with {written_by} process(es), as it started",
+                            param="world_size")
         vae.load_state_dict(state["model"])
+        fused = [group["fused"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # a resumed run may lower lr (e.g. after a NaN)
-            group["lr"], group["betas"], group["eps"] = lr, tuple(betas), eps
+        for group, f in zip(self.optimizer.param_groups, fused):  # a resumed run may lower lr (e.g. after a NaN)
+            group["lr"], group["betas"], group["eps"], group["fused"] = lr, tuple(betas), eps, f
         self.history, self.epoch = list(state["history"]), int(state["epoch"])
-        self._rng = state["rng"]
+        self._rng = state["rng_ranks"][distributed.rank] if "rng_ranks" in state else state["rng"]
 
     def restore_rng(self):
         """Set both RNG streams to the checkpoint's (a no-op for a fresh run)."""
@@ -54,13 +73,17 @@ class TrainState:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def checkpoint(self, vae):
-        """The state a resumed run needs, after epoch ``self.epoch``."""
+    def checkpoint(self, vae, distributed=SINGLE):
+        """The state a resumed run needs, after epoch ``self.epoch`` (a collective: every rank calls
+        it; each rank's RNG state is gathered, rank 0 writes)."""
         rng = {"torch": torch.get_rng_state(), "data": self.data_rng.get_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"epoch": self.epoch, "model": vae.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": rng, "history": self.history}
+        state = {"epoch": self.epoch, "model": vae.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "rng": rng, "history": self.history}
+        if distributed.active:
+            state.update(world_size=distributed.world_size, rng_ranks=distributed.gather(rng))
+        return state
 
 
 def kl_kwargs(epoch, beta, kl_warmup):

@@ -42,3 +42,26 @@ def test_spec_errors(spec, message):
 def test_spec_builds_fixed_scale():
     lik = build(REGISTRY, "normal:0.25", "likelihood", Context(z_dim=2, data_dim=4))
     assert isinstance(lik, Normal) and lik.scale.item() == 0.25
+
+
+def test_bernoulli_log_density_equals_torchs_over_the_whole_range():
+    """The in-place negation changes no value: bit-equal to torch's Bernoulli, |logits| up to 1e4,
+    x at 0 and 1, with the same gradient; it also expands and validates like torch's."""
+    import torch.distributions as tdist
+
+    from pyro_vae.families.likelihoods import BernoulliLogits
+
+    logits = torch.cat([torch.linspace(-50, 50, 1001), torch.tensor([-1e4, -30.5, 30.5, 1e4])])
+    logits = logits.repeat(2, 1).requires_grad_()  # (2, L)
+    x = torch.stack([torch.zeros(logits.shape[1]), torch.ones(logits.shape[1])])  # x = 0 and x = 1
+    ours = BernoulliLogits(logits=logits).log_prob(x)
+    ref = tdist.Bernoulli(logits=logits).log_prob(x)
+    assert torch.equal(ours, ref) and torch.isfinite(ours).all()
+    (g_ours,) = torch.autograd.grad(ours.sum(), logits)
+    (g_ref,) = torch.autograd.grad(ref.sum(), logits)
+    assert torch.equal(g_ours, g_ref)
+    lik = Bernoulli()(logits.detach()[None].expand(3, 2, -1), event_dim=1)  # (P, B) batch, broadcast x
+    assert torch.equal(lik.log_prob(x), tdist.Bernoulli(logits=logits.detach()).log_prob(x).sum(-1).expand(3, 2))
+    assert isinstance(BernoulliLogits(logits=torch.zeros(4)).expand((5, 4)), BernoulliLogits)
+    with pytest.raises(ValueError):
+        BernoulliLogits(logits=torch.zeros(2), validate_args=True).log_prob(torch.tensor([0.5, 1.0]))
