@@ -17,6 +17,7 @@ The test split of a binarised dataset is always one fixed draw, so evaluations a
 Data that is already binary (e.g. Larochelle's binarized MNIST) is never re-binarised.
 """
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -62,7 +63,7 @@ class Dataset:
     def served_sample(self, n=4096):
         """Up to ``n`` training rows as training serves them (binarised when dynamic)."""
         x = self.x_train[:n]
-        return torch.bernoulli(x, generator=torch.Generator().manual_seed(DATA_SEED)) \
+        return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(DATA_SEED)) \
             if self.binarize == "dynamic" else x
 
     def rows(self, split):
@@ -82,10 +83,27 @@ class Dataset:
             return self.served_sample(len(self.x_train))  # one fixed binarisation when dynamic
         raise UserError(f"split must be one of test, valid or train, got {split!r}", param="split")
 
+    def to(self, device):
+        """This data set with every tensor on ``device`` (CUDA: copied once through pinned memory),
+        so training draws its minibatches there without a copy per batch."""
+        device = torch.device(device)
+        if self.x_train.device == device:
+            return self
+
+        def move(t):
+            if t is None:
+                return None
+            return (t.pin_memory() if device.type == "cuda" else t).to(device, non_blocking=True)
+
+        return dataclasses.replace(self, **{f.name: move(getattr(self, f.name)) for f in dataclasses.fields(self)
+                                            if isinstance(getattr(self, f.name), torch.Tensor)})
+
     def batches(self, batch_size, generator, shuffle=True, drop_last=False):
-        """Yield training minibatches ``(B, D)``; dynamic binarisation draws from ``generator``."""
+        """Yield training minibatches ``(B, D)``; the order and the dynamic binarisation draw from
+        ``generator``, which lives on the data's device."""
         n = self.num_train
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = torch.randperm(n, generator=generator, device=generator.device) if shuffle \
+            else torch.arange(n, device=self.x_train.device)
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             xb = self.x_train[order[start : start + batch_size]]

@@ -29,7 +29,7 @@ def torch_iwae(vae, x, num_samples, chunk_size):
     log_2pi = math.log(2 * math.pi)
     acc = StreamingLogMeanExp()
     for k in chunk_sizes(num_samples, min(chunk_size, num_samples)):
-        eps = torch.randn((k,) + loc.shape)  # (k, B, Z)
+        eps = torch.randn((k,) + loc.shape, device=loc.device)  # (k, B, Z)
         z = loc + scale * eps
         logits = vae.decoder(z)  # (k, B, D)
         log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)

@@ -43,7 +43,7 @@ from benchmark_iwae import torch_iwae  # noqa: E402  the hand-written IWAE refer
 from pyro_vae import TrainConfig, load_dataset, make_elbo  # noqa: E402
 from pyro_vae.bounds import default_chunk_size, iwae  # noqa: E402
 from pyro_vae.cli.build import build_vae  # noqa: E402
-from pyro_vae.diagnostics.tightness import point_statistics  # noqa: E402
+from pyro_vae.diagnostics.tightness import dataset_statistics, point_statistics  # noqa: E402
 from pyro_vae.inference.step import SVIStep  # noqa: E402
 from pyro_vae.inference.train_state import make_optimizer  # noqa: E402
 
@@ -67,7 +67,7 @@ class ReferenceStep:
         self.opt.zero_grad(set_to_none=True)
         loc, rho = self.encoder(x).chunk(2, -1)  # (B, Z)
         scale = F.softplus(rho) + 1e-5
-        z = loc + scale * torch.randn((self.particles, *loc.shape))  # (P, B, Z)
+        z = loc + scale * torch.randn((self.particles, *loc.shape), device=loc.device)  # (P, B, Z)
         logits = self.decoder(z)  # (P, B, D)
         rec = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
         kl = 0.5 * (loc**2 + scale**2 - 1 - 2 * scale.log()).sum(-1)  # (B,)
@@ -90,17 +90,27 @@ class PyroStep:
         return self.step(x)
 
 
+DEVICE = torch.device("cpu")  # set by --device
+
+
+def synchronize():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def time_steps(step, batches):
+    synchronize()
     t = time.perf_counter()
     for x in batches:
         step(x)
+    synchronize()
     return time.perf_counter() - t
 
 
 def setup(args):
     data = load_dataset("mnist5k")
     gen = torch.Generator().manual_seed(0)
-    batches = [torch.bernoulli(data.x_train[i * args.batch_size:(i + 1) * args.batch_size], generator=gen)
+    batches = [torch.bernoulli(data.x_train[i * args.batch_size:(i + 1) * args.batch_size], generator=gen).to(DEVICE)
                for i in range(args.steps)]
     return data, batches
 
@@ -108,7 +118,7 @@ def setup(args):
 def make_step(name, particles, data, validate_every_step=False):
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
-    vae = build_vae(TrainConfig(), data.data_dim)
+    vae = build_vae(TrainConfig(), data.data_dim).to(DEVICE)
     if name == "reference":
         return ReferenceStep(vae, data.num_train, particles, fused=True)
     return PyroStep(vae, make_elbo(name, particles), data.num_train, validate_every_step=validate_every_step)
@@ -117,13 +127,18 @@ def make_step(name, particles, data, validate_every_step=False):
 def eval_routes(args, data):
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
-    vae = build_vae(TrainConfig(), data.data_dim).eval()
-    x = data.x_test[: args.eval_images]
+    vae = build_vae(TrainConfig(), data.data_dim).to(DEVICE).eval()
+    reps = -(-args.eval_images // len(data.x_test))  # mnist5k has 1,000 test images: tile them for more
+    x = data.x_test.repeat(reps, 1)[: args.eval_images].to(DEVICE)
     chunk = default_chunk_size(len(x))
     return {
         "reference": lambda: torch_iwae(vae, x, args.num_samples, chunk),
         "iwae": lambda: iwae(vae.model, vae.guide, x, args.num_samples, chunk),
         "evaluate": lambda: point_statistics(vae.model, vae.guide, x, args.num_samples, chunk_size=chunk),
+        "evaluate-no-psis": lambda: point_statistics(vae.model, vae.guide, x, args.num_samples, chunk_size=chunk,
+                                                     psis=False),
+        # the whole data set in batches of 100, as `pyro-vae evaluate` runs it (for --memory at many images)
+        "dataset": lambda: dataset_statistics(vae.model, vae.guide, x, args.num_samples, batch_size=100, seed=0),
     }
 
 
@@ -162,7 +177,7 @@ def bench_steps(args, data, batches):
 
 
 def bench_eval(args, data):
-    routes = eval_routes(args, data)
+    routes = {k: v for k, v in eval_routes(args, data).items() if k != "dataset"}
     for f in routes.values():  # warm up
         f()
     print(f"\nK={args.num_samples} evaluation, {args.eval_images} images per call, "
@@ -172,11 +187,13 @@ def bench_eval(args, data):
     for r in range(args.eval_rounds):
         order = list(routes) if r % 2 == 0 else list(routes)[::-1]
         for name in order:
+            synchronize()
             t0 = time.perf_counter()
             routes[name]()
+            synchronize()
             times[name].append(time.perf_counter() - t0)
     results = []
-    for name in ("iwae", "evaluate"):
+    for name in ("iwae", "evaluate", "evaluate-no-psis"):
         ratios = [o / t for o, t in zip(times[name], times["reference"])]
         row = dict(route=name, ms_per_image=1e3 * statistics.median(times[name]) / args.eval_images,
                    ref_ms_per_image=1e3 * statistics.median(times["reference"]) / args.eval_images,
@@ -205,6 +222,8 @@ def reset_peak_rss():
 def child(args):
     """Run one configuration alone and print the peak resident memory it added (JSON)."""
     kind, name, particles = args.child.split(":")
+    if name == "dataset":  # the number of images rides in the third field
+        args.eval_images = int(particles)
     data, batches = setup(args)
     if kind == "step":
         step = make_step(name, int(particles), data, args.validate_every_step)
@@ -222,6 +241,7 @@ def bench_memory(args):
     configs = [f"step:reference:{p}" for p in args.particles]
     configs += [f"step:{o}:{p}" for p in args.particles for o in args.objectives.split(",")]
     configs += ["eval:reference:0", "eval:iwae:0", "eval:evaluate:0"]
+    configs += [f"eval:dataset:{n}" for n in args.dataset_images]
     print("\npeak resident memory added by the workload (fresh subprocess each; peak RSS reset after "
           "setup; ru_maxrss after minus before the workload)")
     results = []
@@ -230,7 +250,7 @@ def bench_memory(args):
                *(["--no-validation"] if args.no_validation else []),
                *(["--validate-every-step"] if args.validate_every_step else []),
                "--batch-size", str(args.batch_size), "--eval-images", str(args.eval_images),
-               "--num-samples", str(args.num_samples)]
+               "--num-samples", str(args.num_samples), "--device", args.device]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         # Tensors above 64 KiB get their own mmap, unmapped on free: RSS then tracks live tensors
@@ -265,12 +285,16 @@ def main():
     p.add_argument("--num-samples", type=int, default=5000, help="K of the evaluation benchmark")
     p.add_argument("--eval-images", type=int, default=50, help="test images per evaluation call")
     p.add_argument("--eval-rounds", type=int, default=5)
+    p.add_argument("--dataset-images", type=int, nargs="*", default=[],
+                   help="with --memory: also the peak memory of evaluate's whole-data-set loop (batches of "
+                        "100) at these numbers of test images, e.g. 1000 10000")
     p.add_argument("--skip-steps", action="store_true")
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--memory", action="store_true", help="also measure peak memory, one subprocess each")
     p.add_argument("--profile", action="store_true", help="cProfile the default objective's steps")
     p.add_argument("--json", help="write all results to this file")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--no-validation", action="store_true",
                    help="turn Pyro's distribution checks off (on by default in Pyro, and in pyro-vae train)")
     p.add_argument("--validate-every-step", action="store_true",
@@ -278,6 +302,8 @@ def main():
                         "the Pyro step is fit's: checks on the first step only")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     pyro.enable_validation(not args.no_validation)

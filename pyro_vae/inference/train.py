@@ -81,7 +81,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     """
     device = next(vae.parameters()).device
     quiet = quiet or not distributed.is_main
-    state = TrainState(vae, lr, betas, eps)
+    data = data.to(device)  # on a GPU the whole training set stays there: no copy per minibatch
+    state = TrainState(vae, lr, betas, eps, device)
     if resume:
         state.load(vae, run.load_checkpoint(map_location=device), lr, betas, eps, distributed)
     else:

@@ -28,10 +28,10 @@ class TrainState:
     :param float eps: Adam's epsilon. The learning rate is set per epoch by ``fit``.
     """
 
-    def __init__(self, vae, lr, betas, eps):
+    def __init__(self, vae, lr, betas, eps, device="cpu"):
         self.params = [p for p in vae.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.params, lr, betas, eps)
-        self.data_rng = torch.Generator()
+        self.data_rng = torch.Generator(device=device)  # where the training set lives
         self.history = []
         self.epoch = 0  # the last finished epoch
         self._rng = None  # the checkpoint's RNG state, until restore_rng sets it
@@ -65,7 +65,7 @@ class TrainState:
         if state is None:
             return
         torch.set_rng_state(state["torch"].cpu())
-        self.data_rng.set_state(state["data"].cpu())
+        self.data_rng.set_state(state["data"].cpu())  # a CUDA generator's state is a CPU tensor too
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 

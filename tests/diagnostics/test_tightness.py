@@ -162,3 +162,37 @@ def test_evaluate_error_paths(trained_run, tmp_path, capsys):
     assert "one of test, valid or train" in _error(capsys, "evaluate", trained_run, "--split", "dev")
     assert "exceeds the 5 images" in _error(capsys, "evaluate", trained_run, "--max-images", 5,
                                             "--local-opt-images", 9)
+
+
+def test_seeded_batches_do_not_depend_on_the_batches_before_them():
+    """With a seed, an image's draws depend on its batch alone: a shard of the batches (what one of
+    several processes runs) gives exactly the rows a full run gives."""
+    from pyro_vae.diagnostics.tightness import batch_seed
+    from pyro_vae.inference.distributed import Distributed
+
+    lg = LinearGaussian()
+    vae, x = lg.vae(shift=0.3), lg.sample_x(50)
+    full = dataset_statistics(vae.model, vae.guide, x, 40, batch_size=10, seed=5)
+    again = dataset_statistics(vae.model, vae.guide, x, 40, batch_size=10, seed=5)
+    assert torch.equal(full["elbo"], again["elbo"]) and torch.equal(full["khat"].nan_to_num(), again["khat"].nan_to_num())
+    class SecondOfTwo(Distributed):  # rank 1 of 2, without a process group: keep its own batches
+        def gather(self, obj):
+            return [obj]
+
+    shard = dataset_statistics(vae.model, vae.guide, x, 40, batch_size=10, seed=5,
+                               distributed=SecondOfTwo(rank=1, world_size=2))  # batches 1 and 3 only
+    assert torch.equal(shard["elbo"], torch.cat([full["elbo"][10:20], full["elbo"][30:40]]))
+    assert batch_seed(5, 0) == 5 and len({batch_seed(5, s) for s in range(0, 10**6, 100)}) == 10**4
+
+
+def test_without_psis_the_bound_stays_and_the_verdict_says_unchecked():
+    lg = LinearGaussian()
+    vae, x = lg.vae(shift=0.3), lg.sample_x(30)
+    with_psis = summarise(dataset_statistics(vae.model, vae.guide, x, 200, batch_size=15, seed=1), 200)
+    without = summarise(dataset_statistics(vae.model, vae.guide, x, 200, batch_size=15, seed=1, psis=False), 200)
+    assert without["log_likelihood"] == with_psis["log_likelihood"] and without["elbo"] == with_psis["elbo"]
+    assert without["khat"]["median"] is None and without["verdict"]["level"] == "unchecked"
+    assert with_psis["psis_fitted"] and not without["psis_fitted"]
+    from pyro_vae.diagnostics.tightness import format_table
+
+    assert "PSIS estimate" in format_table(with_psis) and "PSIS estimate" not in format_table(without)
