@@ -124,8 +124,27 @@ def fit_options(config):
     batch_size, lr, betas, clip_norm, seed, beta, kl_warmup), Adam's ``eps`` and the schedule object."""
     shared = set(inspect.signature(fit).parameters) - {"vae", "data", "elbo", "lr_schedule", "eps"}
     options = {k: v for k, v in config.to_dict().items() if k in shared}
-    options.update(eps=config.adam_eps, lr_schedule=make_schedule(config.lr_schedule, config.epochs))
+    schedule = make_schedule(config.lr_schedule, config.epochs)
+    options.update(eps=config.adam_eps, lr_schedule=schedule, keep_epochs=keep_epochs(config.keep_epochs, schedule))
     return options
+
+
+def keep_epochs(spec, schedule):
+    """The epochs a ``--keep-epochs`` spec names: ``stages`` (the schedule's stage ends) or ``1,4,13``."""
+    if not spec:
+        return ()
+    if spec == "stages":
+        ends = schedule.stage_ends()
+        if not ends:
+            raise UserError(f"--keep-epochs stages needs a staged --lr-schedule (burda), not {schedule!r}")
+        return tuple(ends)
+    try:
+        epochs = tuple(int(e) for e in spec.split(","))
+    except ValueError:
+        epochs = ()
+    if not epochs or min(epochs) < 1:
+        raise UserError(f"--keep-epochs takes 'stages' or positive epochs like 1,4,13, got {spec!r}")
+    return epochs
 
 
 def device(name, local_rank=0):
@@ -150,19 +169,30 @@ class LoadedRun:
     epoch: int
 
 
-def load_run(path, device_name=None):
-    """Rebuild the model of the run directory ``path`` and load its last checkpoint (eval mode)."""
+def load_run(path, device_name=None, checkpoint="checkpoint.pt", dataset=None, data_dir=None):
+    """Rebuild the model of the run directory ``path`` and load a checkpoint (eval mode).
+
+    :param checkpoint: the file, relative to the run directory (default its last checkpoint; a
+        snapshot ``snapshots/epoch-00364.pt``; shipped runs hold a model-only ``checkpoint.pt``).
+    :param dataset, data_dir: read the data from elsewhere than the run's config says (the same data:
+        e.g. torchvision's MNIST files on a user's machine instead of the npz a benchmark was trained
+        on); the model's data dimension must match.
+    """
     run = RunDir(path)
     config = run.config()
     if device_name is not None:
         config.device = device_name
-    state = run.load_checkpoint(map_location=device(config.device))
+    if dataset is not None:
+        config.dataset = dataset
+    if data_dir is not None:
+        config.data_dir = data_dir
+    state = run.load_checkpoint(map_location=device(config.device), name=checkpoint)
     data = build_data(config)
     model = build_model(config, data)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as e:
-        raise UserError(f"{run.file('checkpoint.pt')} does not match {run.file('config.json')} "
+        raise UserError(f"{run.file(checkpoint)} does not match {run.file('config.json')} "
                         f"({str(e).splitlines()[0][:100]}); the run is corrupt") from None
     model.eval()
     return LoadedRun(run=run, config=config, data=data, model=model, history=list(state["history"]),

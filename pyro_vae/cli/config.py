@@ -41,6 +41,7 @@ class TrainConfig:
     adam_eps: float = 1e-8  # Adam's epsilon (Burda et al. 2016 use 1e-4)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # Adam betas
     clip_norm: Optional[float] = None  # clip the gradient's global L2 norm to this (None: off)
+    keep_epochs: str = ""  # epochs whose model is kept in snapshots/: "1,4,13" or "stages" (the schedule's stage ends)
     seed: int = 0  # seeds initialisation, minibatch order, binarisation and the ELBO's samples
     device: str = "cpu"  # cpu | cuda
     threads: Optional[int] = None  # torch intra-op threads (None: torch's default)

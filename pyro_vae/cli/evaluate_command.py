@@ -4,6 +4,7 @@ Writes ``DIR/eval.json`` (see :mod:`pyro_vae.diagnostics.tightness` for the boun
 and :mod:`pyro_vae.diagnostics.representations` for the code report) and prints a table.
 """
 
+import os
 import sys
 import time
 
@@ -31,7 +32,7 @@ def run_command(args):
     set_threads(args.threads)
     job = dist.from_environment()  # torchrun: every process scores a share of the batches
     args.quiet = args.quiet or not job.is_main
-    loaded = load_run(args.dir)
+    loaded = load_run(args.dir, checkpoint=args.checkpoint, dataset=args.dataset, data_dir=args.data_dir)
     x = loaded.data.rows(args.split)[: args.max_images]
     if args.local_opt_images > len(x):
         raise UserError(f"--local-opt-images {args.local_opt_images} exceeds the {len(x)} images evaluated; "
@@ -64,10 +65,12 @@ def run_command(args):
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
                   dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
+                  checkpoint=args.checkpoint,
                   processes=job.world_size,
                   batch_size=args.batch_size, seconds=time.perf_counter() - t0,
                   chunk_size=args.chunk_size or default_chunk_size(min(args.batch_size, len(x))))
-    loaded.run.write_json("eval.json", json_safe(report))
+    name = report_name(args.checkpoint)
+    loaded.run.write_json(name, json_safe(report))
     if not args.quiet:
         print(format_table(report, f"{report['num_images']} {args.split} images of {loaded.data.name}, "
                                    f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
@@ -75,9 +78,14 @@ def run_command(args):
         print(format_code_report(report))
     if loaded.model.corruption is not None:
         save_png(run_reconstructions_figure(loaded, args.seed), loaded.run.file("denoising.png"), dpi=100)
-    print(f"wrote {loaded.run.file('eval.json')}")
+    print(f"wrote {loaded.run.file(name)}")
     dist.shutdown()
     return 0
+
+
+def report_name(checkpoint):
+    """``eval.json`` for the run's last checkpoint; ``snapshots/epoch-00364.eval.json`` for a snapshot."""
+    return "eval.json" if checkpoint == "checkpoint.pt" else os.path.splitext(checkpoint)[0] + ".eval.json"
 
 
 def representation_report(loaded, seed):

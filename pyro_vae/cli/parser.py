@@ -74,6 +74,9 @@ def add_train_parser(sub):
       f"(default {d.lr_schedule})")
     a("--adam-eps", type=float, help=f"Adam's epsilon (default {d.adam_eps:g}; Burda et al. 1e-4)")
     a("--clip-norm", type=float, help="clip the gradient's global norm (default off)")
+    a("--keep-epochs", metavar="EPOCHS", help="also keep the model of these epochs in DIR/snapshots/: "
+      "1,4,13 or 'stages' (the ends of --lr-schedule burda's stages); evaluate one with "
+      "pyro-vae evaluate DIR --checkpoint snapshots/epoch-00013.pt")
     a("--seed", type=int, help=f"random seed (default {d.seed})")
     a("--device", choices=["cpu", "cuda"], help=f"(default {d.device})")
     a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
@@ -127,6 +130,11 @@ def add_evaluate_parser(sub):
                         "Writes DIR/eval.json (nats per image).")
     a = p.add_argument
     a("--split", default="test", help="test | valid | train (default test)")
+    a("--checkpoint", default="checkpoint.pt", metavar="FILE",
+      help="checkpoint to score, relative to DIR (default checkpoint.pt; e.g. snapshots/epoch-00364.pt)")
+    a("--dataset", help="read the run's data from here instead (the same data, e.g. mnist with --data-dir "
+      "on a machine without the npz it was trained on)")
+    a("--data-dir", help="torchvision root for --dataset mnist | fashion-mnist | kmnist")
     a("--num-samples", type=int, default=5000, help="importance samples S per image (default 5000)")
     a("--max-images", type=int, help="evaluate only the first N images of the split (default all)")
     a("--local-opt-images", type=int, default=0,

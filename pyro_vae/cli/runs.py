@@ -119,8 +119,23 @@ class RunDir:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)
         atomic_write_bytes(self.file("checkpoint.pt"), buf.getvalue())
 
-    def load_checkpoint(self, map_location="cpu"):
-        path = self.file("checkpoint.pt")
+    def save_snapshot(self, state):
+        """Keep the model of ``state`` (a checkpoint) as ``snapshots/epoch-NNNNN.pt``: parameters,
+        epoch and history, no optimiser (a few MB): evaluate it later with ``--checkpoint``."""
+        os.makedirs(self.file("snapshots"), exist_ok=True)
+        path = self.file(os.path.join("snapshots", f"epoch-{int(state['epoch']):05d}.pt"))
+        buf = io.BytesIO()
+        torch.save({"format": CHECKPOINT_FORMAT, "model_only": True,
+                    **{k: state[k] for k in ("epoch", "model", "history")}}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+    def load_checkpoint(self, map_location="cpu", name="checkpoint.pt"):
+        """The checkpoint ``name`` (relative to the run directory; a snapshot or a shipped
+        model-only checkpoint load the same way, without optimiser state)."""
+        path = self.file(name)
+        if not os.path.isfile(path) and name != "checkpoint.pt":
+            raise UserError(f"{path} is missing; list the run's snapshots with ls {self.file('snapshots')}")
         if not os.path.isfile(path):
             raise UserError(f"{path} is missing: no epoch of this run finished; start it again with "
                             "pyro-vae train --out NEW_DIR")

@@ -16,7 +16,7 @@ from .options import given_fields, set_threads
 from .runs import RunDir
 
 # Flags that may change when a run is resumed: they do not change the model being trained.
-RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir"}
+RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir", "keep_epochs"}
 
 
 def run_command(args):

@@ -22,6 +22,10 @@ class Schedule:
         """Epochs the schedule is defined for (None: any number)."""
         return None
 
+    def stage_ends(self):
+        """The last epoch of each stage of a staged schedule (none for a smooth one)."""
+        return []
+
 
 class Constant(Schedule):
     """The base rate in every epoch."""

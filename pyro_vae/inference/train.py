@@ -40,7 +40,7 @@ def evaluate_elbo(vae, x, batch_size=1000, distributed=SINGLE):
 
 def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
         lr_schedule=None, clip_norm=None, seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000,
-        beta=1.0, kl_warmup=0, distributed=SINGLE):
+        beta=1.0, kl_warmup=0, keep_epochs=(), distributed=SINGLE):
     """Train ``vae`` on ``data`` (a :class:`~pyro_vae.data.Dataset`) by maximising ``elbo``.
 
     Each step draws a minibatch of B rows, estimates the full-data ELBO (the ``"data"`` plate
@@ -61,6 +61,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         :func:`~pyro_vae.inference.objectives.kl_scale`); ``train_loss`` is then that weighted
         objective, while the test ELBO stays the unweighted ELBO.
     :returns: the history, a list of per-epoch dicts (nats per data point).
+    :param keep_epochs: epochs whose model ``run`` also keeps as a snapshot (``run.save_snapshot``),
+        e.g. the ends of a schedule's stages.
     :param distributed: a :class:`~pyro_vae.inference.distributed.Distributed` job (torchrun): each
         of its R processes scores B rows of every global batch of R x B rows and the gradients are
         averaged, exactly the update of one process with batch R x B. Rank 0 alone writes ``run``
@@ -126,6 +128,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         if run is not None and distributed.is_main:
             run.save_checkpoint(checkpoint)
             run.write_history(state.history)
+            if epoch in keep_epochs:
+                run.save_snapshot(checkpoint)
     bar.close()
     return state.history
 

@@ -46,6 +46,9 @@ class TrainState:
         """Restore parameters, optimiser, history and epoch from a checkpoint ``state``; the RNG
         streams are restored later by :meth:`restore_rng` (after any JIT compilation). A checkpoint
         continues only with the number of processes that wrote it (each rank has its own stream)."""
+        if state.get("model_only"):
+            raise UserError("this checkpoint holds a model only (a snapshot, or shipped for evaluation), no "
+                            "optimiser state; it cannot be resumed: start a new run from scratch")
         written_by = int(state.get("world_size", 1))
         if written_by != distributed.world_size:
             raise UserError(f"the checkpoint was written by a run of {written_by} process(es), this one has "
