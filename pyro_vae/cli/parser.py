@@ -8,8 +8,10 @@ a diverged run exits 3 and an interrupted one 130, each keeping its last checkpo
 
 import argparse
 import importlib
+import os
 import re
 import sys
+import warnings
 
 from .. import specs
 from ..data import BINARIZE_MODES
@@ -17,6 +19,7 @@ from ..errors import UserError
 from ..families import likelihoods, posteriors, priors
 from ..inference import objectives, schedules
 from ..inference.train import TrainingDiverged
+from ..models.nets import ACTIVATIONS
 from .build import MODELS
 from .config import TrainConfig
 
@@ -26,7 +29,7 @@ FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hid
 
 def _sizes(text):
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",")]  # every part a size: "400,,200" is refused
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
@@ -61,11 +64,12 @@ def add_train_parser(sub):
     a("--kl-warmup", type=int, metavar="EPOCHS",
       help="raise the KL weight linearly, beta * min(1, epoch / EPOCHS) (default 0: off)")
     a("--sparsity", type=float, help=f"sparse-ae: lambda of the L1 code penalty (default {d.sparsity:g})")
-    a("--noise", help=f"denoising-ae: masking:NU | gaussian:SIGMA (default {d.noise})")
+    a("--noise", help=f"denoising-ae: masking:NU | gaussian:SIGMA; other models: the corruption of evaluate's "
+      f"corrupted-input report (default {d.noise})")
     a("--contraction", type=float, help=f"contractive-ae: lambda of ||J_f(x)||_F^2 (default {d.contraction:g})")
     a("--latent-dim", type=int, help=f"latent dimension Z (default {d.latent_dim})")
     a("--hidden", type=_sizes, help=f"hidden sizes, comma-separated (default {','.join(map(str, d.hidden))})")
-    a("--activation", help=f"relu | tanh | softplus | elu (default {d.activation})")
+    a("--activation", help=f"{' | '.join(ACTIVATIONS)} (default {d.activation})")
     a("--epochs", type=int, help=f"total epochs; with --resume, train up to this many (default {d.epochs})")
     a("--batch-size", type=int, help=f"minibatch size (default {d.batch_size})")
     a("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
@@ -88,8 +92,19 @@ def _run_dir_parser(sub, name, module, quiet_help, **kwargs):
     p.add_argument("dir", metavar="DIR", help="a run directory written by pyro-vae train")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
     p.add_argument("--quiet", action="store_true", help=quiet_help)
-    p.set_defaults(func=lambda args: importlib.import_module(f".{module}", __package__).run_command(args))
+    p.set_defaults(func=lambda args: _run_dir_command(module, args))
     return p
+
+
+def _run_dir_command(module, args):
+    """Run ``pyro_vae.cli.<module>`` on ``args.dir``: each writes its results into the run directory,
+    so a read-only one is refused first; a killed writer's temporary files are removed."""
+    from .runs import RunDir, check_writable
+
+    if os.path.isdir(args.dir):
+        check_writable(args.dir)
+        RunDir(args.dir).clean_orphans()
+    return importlib.import_module(f".{module}", __package__).run_command(args)
 
 
 def add_compare_kl_parser(sub):
@@ -157,8 +172,15 @@ def add_plot_parser(sub):
     return p
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors (unknown flag, bad value) on one line, without the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def make_parser():
-    parser = argparse.ArgumentParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
+    parser = OneLineParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_compare_kl_parser(sub)
@@ -198,9 +220,17 @@ def flag_message(error, flags):
     return message
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the command line: one line, no source location or code."""
+    name = "" if category is UserWarning else f"{category.__name__}: "
+    text = " ".join(str(message).split())
+    print(f"pyro-vae: warning: {name}{text}", file=file or sys.stderr)
+
+
 def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
+    shown, warnings.showwarning = warnings.showwarning, show_warning  # only while the command runs
     try:
         return args.func(args)
     except TrainingDiverged as e:
@@ -209,4 +239,19 @@ def main(argv=None):
     except UserError as e:
         print(f"pyro-vae: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # train says what it kept itself; the others write their results last
+        print(f"pyro-vae: interrupted; {args.command} wrote nothing more", file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = shown
+        _flush_stdout()
+
+
+def _flush_stdout():
+    """Flush stdout; when its reader has gone (``pyro-vae plot DIR | head``), point it at /dev/null so
+    that neither this flush nor the interpreter's last one prints a BrokenPipeError."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

@@ -8,14 +8,20 @@ import time
 import pyro
 
 from ..errors import UserError
+from ..inference.memory import check_memory
 from ..inference.train import fit
+from ..inference.train_state import TrainState
 from .build import build_data, build_elbo, build_model, fit_options
 from .config import TrainConfig
-from .options import given_fields, set_threads
-from .runs import RunDir
+from .options import POSITIVE_ELBO_NOTE, given_fields, set_threads
+from .runs import RunDir, check_writable
 
 # Flags that may change when a run is resumed: they do not change the model being trained.
 RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir"}
+
+
+# Flags that only one model uses: given with another model they would be ignored, so they are refused.
+MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae"}
 
 
 def run_command(args):
@@ -29,14 +35,41 @@ def run_command(args):
         if fixed:
             raise UserError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (it defines the model); "
                             f"only {', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE))} can")
-        config = run.config()
-        for k, v in given.items():
-            setattr(config, k, v)
-        config.validate()
-        run.load_checkpoint()  # fail early, before any data loading, on a bad checkpoint
+        run.config()  # a missing or corrupt run is refused before the lock file is written
+        check_writable(run.path)
+        run.lock()  # one writer at a time; released below, or by the OS when the process dies
+        config = run.config()  # read again under the lock
     else:
         config = TrainConfig(**given).validate()
         run = RunDir(args.out or _default_out())
+        run.check_new()  # refuse before loading data; the directory is created only when training starts
+    for name, model in MODEL_FLAGS.items():
+        if name in given and config.model != model:
+            raise UserError(f"--{name} applies only to --model {model}, not {config.model}; drop it")
+    try:
+        return _train(args, given, run, config)
+    finally:
+        run.unlock()
+
+
+def _train(args, given, run, config):
+    state = None
+    if args.resume:
+        for k, v in given.items():
+            setattr(config, k, v)
+        config.validate()
+        if run.has_checkpoint():
+            state = run.load_checkpoint()  # fail early, before any data loading, on a bad checkpoint
+            done = int(state["epoch"])
+            if config.epochs < done:
+                raise UserError(f"the run in {run.path} is already at epoch {done}, past --epochs {config.epochs}; "
+                                f"nothing was changed (give --epochs above {done} to train on)")
+            if config.epochs == done:
+                print(f"the run in {run.path} has finished its {done} epochs; nothing to train, nothing changed "
+                      "(raise --epochs to continue it)")
+                return 0
+        elif not args.quiet:
+            print(f"no epoch of the run in {run.path} finished: training it from the start with its config.json")
     set_threads(config.threads)
     data = build_data(config)
     pyro.set_rng_seed(config.seed)
@@ -46,6 +79,13 @@ def run_command(args):
         if not args.quiet:
             print(f"--model {config.model}: its guide is not mean-field, training with --elbo trace")
     elbo = build_elbo(config, vae)
+    if state is not None:  # a config edited to another model is refused before config.json is rewritten
+        TrainState(vae, config.lr, config.betas, config.adam_eps).load(vae, state, config.lr, config.betas,
+                                                                        config.adam_eps)
+    rows = elbo.num_particles * min(config.batch_size, data.num_train)
+    fix = (f"lower K in elbo={config.elbo!r} or batch_size={config.batch_size}" if config.elbo.startswith("iwae")
+           else f"lower num_particles={config.num_particles} or batch_size={config.batch_size}")
+    check_memory(vae, rows, fix, param=("elbo", "num_particles", "batch_size"))
     if not args.resume:
         run.create(config)
     else:  # epochs, lr, ... may have changed: record what this run now is
@@ -54,9 +94,10 @@ def run_command(args):
         print(f"training {config.model} on {data.name} ({data.num_train} train / {len(data.x_test)} test, "
               f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}; run directory {run.path}")
     try:
-        history = fit(vae, data, elbo, run=run, resume=bool(args.resume), quiet=args.quiet, **fit_options(config))
+        history = fit(vae, data, elbo, run=run, resume=state is not None, quiet=args.quiet, **fit_options(config))
     except KeyboardInterrupt:
-        print(f"pyro-vae: interrupted; the last finished epoch is saved in {run.path}: continue with "
+        saved = "the last finished epoch is saved" if run.has_checkpoint() else "no epoch finished"
+        print(f"pyro-vae: interrupted; {saved} in {run.path}: continue with "
               f"pyro-vae train --resume {run.path}", file=sys.stderr)
         return 130
     summary = _summary(config, data, vae, history)
@@ -64,6 +105,8 @@ def run_command(args):
     if not args.quiet:
         print(f"test ELBO {summary['test_elbo']:.3f} nats per image after {summary['epochs']} epochs "
               f"({summary['seconds_per_epoch_median']:.2f} s/epoch)")
+        if summary["test_elbo"] > 0:
+            print(POSITIVE_ELBO_NOTE)
     print(f"run directory: {run.path}")
     return 0
 

@@ -8,6 +8,7 @@ resumed run draws exactly what an uninterrupted one does.
 
 import torch
 
+from ..errors import UserError
 from .objectives import is_jit, kl_scale
 
 
@@ -33,8 +34,13 @@ class TrainState:
     def load(self, vae, state, lr, betas, eps):
         """Restore parameters, optimiser, history and epoch from a checkpoint ``state``; the RNG
         streams are restored later by :meth:`restore_rng` (after any JIT compilation)."""
-        vae.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            vae.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:  # e.g. a config edited to another latent_dim
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            raise UserError(f"the checkpoint does not fit the model built from the run's config ({first}); "
+                            "the config was changed after training: restore it, or train a new run") from None
         for group in self.optimizer.param_groups:  # a resumed run may lower lr (e.g. after a NaN)
             group["lr"], group["betas"], group["eps"] = lr, tuple(betas), eps
         self.history, self.epoch = list(state["history"]), int(state["epoch"])
