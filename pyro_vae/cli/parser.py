@@ -101,9 +101,10 @@ def _run_dir_command(module, args):
     so a read-only one is refused first; a killed writer's temporary files are removed."""
     from .runs import RunDir, check_writable
 
-    if os.path.isdir(args.dir):
-        check_writable(args.dir)
-        RunDir(args.dir).clean_orphans()
+    run = RunDir(args.dir)
+    if run.exists():  # else the command says what is missing
+        check_writable(run.path)
+        run.clean_orphans()
     return importlib.import_module(f".{module}", __package__).run_command(args)
 
 

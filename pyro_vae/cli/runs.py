@@ -111,7 +111,7 @@ class RunDir:
     def foreign_files(self):
         """Entries of a directory that holds no run, other than a lock and temporary files left by a
         start that failed: a ``history.csv`` there is the user's, not ours."""
-        return sorted(n for n in os.listdir(self.path) if n != LOCK_FILE and not n.startswith(TMP_PREFIX))
+        return sorted(n for n in os.listdir(self.path) if n != LOCK_FILE and not _temporary(n))
 
     def check_new(self):
         """Refuse, before anything is created, a ``--out`` that cannot hold a new run: an existing run,
@@ -178,8 +178,8 @@ class RunDir:
         except OSError:
             return
         for name in names:
-            match = re.match(rf"{re.escape(TMP_PREFIX)}(\d+)-", name)
-            if not name.startswith(TMP_PREFIX) or (match and _alive(int(match.group(1)))):
+            pid = _temporary(name)
+            if pid is None or (pid and _alive(pid)):
                 continue
             try:
                 os.unlink(self.file(name))
@@ -261,6 +261,13 @@ def check_writable(directory):
     if not os.access(directory, os.W_OK):
         raise UserError(f"{directory} is not writable (read-only file system or no permission); "
                         "copy the run to a writable place")
+
+
+def _temporary(name):
+    """For a temporary file of :func:`atomic_write_bytes`, its writer's PID (0 for the PID-less names
+    of older versions: ``.tmp-`` and mkstemp's 8 random characters); None for any other name."""
+    match = re.fullmatch(rf"{re.escape(TMP_PREFIX)}(?:(\d+)-[\w]{{8}}|[\w]{{8}})", name)
+    return None if match is None else int(match.group(1) or 0)
 
 
 def _alive(pid):

@@ -321,11 +321,13 @@ def test_orphaned_temporary_files_are_removed_and_live_ones_kept(base_run, tmp_p
     run = copy_run(base_run, tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (run / f".tmp-{dead.pid}-abc").write_bytes(b"x" * 1000)  # a killed writer's
-    (run / ".tmp-legacy").write_bytes(b"x")  # an older version's name
-    (run / f".tmp-{os.getpid()}-live").write_bytes(b"x")  # a live writer's (this process)
+    (run / f".tmp-{dead.pid}-abcd1234").write_bytes(b"x" * 1000)  # a killed writer's
+    (run / ".tmp-k2_9xq0p").write_bytes(b"x")  # an older version's name (no PID)
+    (run / f".tmp-{os.getpid()}-live_one").write_bytes(b"x")  # a live writer's (this process)
+    (run / ".tmp-notes.txt").write_bytes(b"x")  # not ours
     assert cli(capsys, "plot", run, "--threads", "1", "--quiet")[0] == 0
-    assert sorted(n for n in os.listdir(run) if n.startswith(".tmp-")) == [f".tmp-{os.getpid()}-live"]
+    assert sorted(n for n in os.listdir(run) if n.startswith(".tmp-")) == [f".tmp-{os.getpid()}-live_one",
+                                                                         ".tmp-notes.txt"]
 
 
 def test_run_files_follow_the_umask(tmp_path, capsys):
