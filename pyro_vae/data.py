@@ -46,6 +46,7 @@ BINARIZE_MODES = ("dynamic", "static", "none")
 DATA_SEED = 0  # split and static-binarisation seed: fixed, so every run sees the same test set
 
 _TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+TORCHVISION_DATASETS = tuple(_TORCHVISION)  # the names read from data_dir (and downloaded when asked)
 
 
 @dataclass
@@ -299,7 +300,8 @@ def _labels(y, what, rows):
         raise UserError(f"{what} has dtype {y.dtype}; labels must be integers")
     if y.ndim != 1 or len(y) != rows:
         raise UserError(f"{what} has shape {y.shape}; it needs one label per image, shape ({rows},)")
-    if np.issubdtype(y.dtype, np.floating) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
-        raise UserError(f"{what} holds non-integer values (e.g. {y[~(np.isfinite(y) & (y == np.round(y)))][0].item()!r}); "
-                        "labels must be whole numbers")
+    if np.issubdtype(y.dtype, np.floating):
+        bad = y[~(np.isfinite(y) & (y == np.round(y)))]
+        if len(bad):
+            raise UserError(f"{what} holds non-integer values (e.g. {bad[0].item()!r}); labels must be whole numbers")
     return torch.as_tensor(y.astype(np.int64))

@@ -232,7 +232,8 @@ def npz_contents(draw):
 
     def array(n):
         if good:
-            shape = (n, *draw(st.sampled_from([picture, (1, *picture), (*picture, 1)]))) if len(picture) == 2 else (n, 4)
+            layouts = [picture, (1, *picture), (*picture, 1)]
+            shape = (n, *draw(st.sampled_from(layouts))) if len(picture) == 2 else (n, 4)
             dtype = draw(st.sampled_from(["uint8", "int64", "bool", "float32", "float64"]))
         else:
             ndim = draw(st.integers(1, 5))

@@ -32,7 +32,7 @@ def say(*args):
     try:
         print(*args, flush=True)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # later prints vanish quietly
 
 
 class Progress:

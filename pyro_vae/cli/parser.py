@@ -3,7 +3,9 @@
 Each subcommand's work lives in its own ``*_command.py`` module, imported only when it runs (so
 ``--help`` does not load matplotlib or arviz). Bad input ends with one line on stderr
 (``pyro-vae: error: ...``) and exit status 2, the library's parameter names replaced by their flags;
-a diverged run exits 3 and an interrupted one 130, each keeping its last checkpoint.
+a diverged run exits 3 and an interrupted one 130, each keeping its last checkpoint. While a
+command runs, warnings are one line each (``pyro-vae: warning: ...``); a closed stdout ends it
+quietly (141) unless, like ``plot``, it can finish its files without printing.
 """
 
 import argparse
@@ -243,16 +245,20 @@ def main(argv=None):
     except KeyboardInterrupt:  # train says what it kept itself; the others write their results last
         print(f"pyro-vae: interrupted; {args.command} wrote nothing more", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader left while the command still printed (plot keeps going: say())
+        _stdout_to_devnull()
+        print(f"pyro-vae: output closed (broken pipe); {args.command} stopped, its files are complete",
+              file=sys.stderr)
+        return 141
     finally:
         warnings.showwarning = shown
-        _flush_stdout()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # `pyro-vae plot DIR | head`: the reader has gone; nothing more to say
+            _stdout_to_devnull()
 
 
-def _flush_stdout():
-    """Flush stdout; when its reader has gone (``pyro-vae plot DIR | head``), point it at /dev/null so
-    that neither this flush nor the interpreter's last one prints a BrokenPipeError."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+def _stdout_to_devnull():
+    """Point stdout at /dev/null, so the interpreter's last flush prints no BrokenPipeError either."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

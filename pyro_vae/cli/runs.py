@@ -219,7 +219,8 @@ class RunDir:
     def save_checkpoint(self, state):
         buf = io.BytesIO()
         torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)
-        intact = ("the checkpoint of the last saved epoch is intact" if self.has_checkpoint() else "no epoch is saved yet")
+        intact = "the checkpoint of the last saved epoch is intact" if self.has_checkpoint() else \
+            "no epoch is saved yet"
         atomic_write_bytes(self.file("checkpoint.pt"), buf.getvalue(),
                            intact=f"{intact}: make room, then continue with pyro-vae train --resume {self.path}")
 

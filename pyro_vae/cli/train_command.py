@@ -7,6 +7,7 @@ import time
 
 import pyro
 
+from ..data import TORCHVISION_DATASETS
 from ..errors import UserError
 from ..inference.memory import check_memory
 from ..inference.train import fit
@@ -18,7 +19,6 @@ from .runs import RunDir, check_writable
 
 # Flags that may change when a run is resumed: they do not change the model being trained.
 RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir"}
-
 
 # Flags that only one model uses: given with another model they would be ignored, so they are refused.
 MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae"}
@@ -38,21 +38,25 @@ def run_command(args):
         run.config()  # a missing or corrupt run is refused before the lock file is written
         check_writable(run.path)
         run.lock()  # one writer at a time; released below, or by the OS when the process dies
-        config = run.config()  # read again under the lock
+        config = None  # read again under the lock, below
     else:
         config = TrainConfig(**given).validate()
         run = RunDir(args.out or _default_out())
         run.check_new()  # refuse before loading data; the directory is created only when training starts
-    for name, model in MODEL_FLAGS.items():
-        if name in given and config.model != model:
-            raise UserError(f"--{name} applies only to --model {model}, not {config.model}; drop it")
     try:
-        return _train(args, given, run, config)
+        return _train(args, given, run, config or run.config())
     finally:
         run.unlock()
 
 
 def _train(args, given, run, config):
+    for name, model in MODEL_FLAGS.items():
+        if name in given and config.model != model:
+            raise UserError(f"--{name} applies only to --model {model}, not {config.model}; drop it")
+    for name in ("data_dir", "download"):
+        if name in given and config.dataset not in TORCHVISION_DATASETS:
+            raise UserError(f"--{name.replace('_', '-')} applies only to --dataset {', '.join(TORCHVISION_DATASETS)}, "
+                            f"not {config.dataset}; drop it")
     state = None
     if args.resume:
         for k, v in given.items():

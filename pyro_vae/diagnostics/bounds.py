@@ -206,8 +206,8 @@ def bound_curve(log_w, ks):
 
     The S draws are cut into ``S // K`` disjoint groups of K (a remainder is left out); each group
     gives an unbiased draw of ``log (1/K) sum w``; their mean estimates L_K. Returns
-    ``{K: (B,) float64}`` (0-d tensors for 1-d ``log_w`` ``(S,)``). Because all K share the draws, the curve is consistent: L_1 is the mean
-    log weight and L_S the estimate from all draws.
+    ``{K: (B,) float64}`` (0-d tensors for 1-d ``log_w`` ``(S,)``). Because all K share the draws,
+    the curve is consistent: L_1 is the mean log weight and L_S the estimate from all draws.
     """
     if log_w.dim() == 1:  # (S,): the draws of one data point
         return {k: v.squeeze(0) for k, v in bound_curve(log_w.unsqueeze(1), ks).items()}

@@ -81,7 +81,7 @@ def check_memory(model, rows, fix, what="a training step", available=None, param
         >>> check_memory(MLP(20, [400], 784), 128 * 100000, fix="lower num_particles", available=10 ** 9)
         Traceback (most recent call last):
         ...
-        pyro_vae.errors.UserError: a training step needs about 181.9 GB (12,800,000 rows x 1184 layer outputs x 4 bytes x 3 copies), more than the 1.0 GB available; lower num_particles
+        pyro_vae.errors.UserError: a training step needs about 181.9 GB (12,800,000 rows x 1184 ...), more ...
     """
     params = list(model.parameters())
     value_bytes = params[0].element_size() if params else 4

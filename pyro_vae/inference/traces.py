@@ -105,7 +105,7 @@ def check_traces(model_trace, guide_trace, batch):
         >>> check_traces(*get_traces(model, guide, torch.zeros(3)), batch=3)
         Traceback (most recent call last):
         ...
-        pyro_vae.errors.UserError: model and guide sample different latent sites: the model samples 'latent' that the guide does not; the guide samples 'z' that the model does not; give both programs the same site names
+        pyro_vae.errors.UserError: model and guide sample different latent sites: the model samples 'latent' that ...
     """
     model_names, guide_names = set(latent_names(model_trace)), set(latent_names(guide_trace))
     unguided = [name for name in latent_names(model_trace) if name not in guide_names]

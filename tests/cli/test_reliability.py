@@ -109,6 +109,7 @@ CASES = {
     "masking:1.5 with denoising-ae": (lambda t, b: _new(t, "--model", "denoising-ae", "--noise", "masking:1.5"),
                                       r"--noise masking:NU must be a probability"),
     "--sparsity with vae": (lambda t, b: _new(t, "--sparsity", 2), "--sparsity applies only to --model sparse-ae"),
+    "--data-dir with digits": (lambda t, b: _new(t, "--data-dir", t), "--data-dir applies only to --dataset mnist"),
     "--hidden 400,,200": (lambda t, b: _new(t, "--hidden", "400,,200"), "positive comma-separated sizes"),
     # lost work
     "--out a directory of other files": (_foreign_directory, r"holding other files \(history.csv, notes.txt\)"),
@@ -120,7 +121,8 @@ CASES = {
     # tracebacks before
     "--seed -1": (lambda t, b: _new(t, "--seed", -1), "--seed must be 0 or a positive integer"),
     "--out FILE/sub": (_under_a_file, "is a file, not a directory"),
-    "npz of strings": (lambda t, b: _new(t, "--dataset", npz(t, x_train=np.full((4, 4), "a"), x_test=np.full((2, 4), "a"))),
+    "npz of strings": (lambda t, b: _new(t, "--dataset", npz(t, x_train=np.full((4, 4), "a"),
+                                                              x_test=np.full((2, 4), "a"))),
                        "x_train has dtype <U1"),
     "labels of the wrong length": (lambda t, b: _new(t, "--dataset", npz(t, x_train=GREY, x_test=GREY[:5],
                                                                           y_train=np.arange(30))),
@@ -361,7 +363,8 @@ def test_plot_into_a_closed_pipe_writes_every_figure_and_exits_quietly(base_run,
     """Before: BrokenPipeError with a traceback (``pyro-vae plot DIR | head``)."""
     run = copy_run(base_run, tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "pyro_vae.cli", "plot", str(run), "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
     proc.stdout.close()  # the reader has gone before the first line
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and err == ""
