@@ -40,7 +40,7 @@ class Progress:
     one plain line after the first update, then at most every ``every`` seconds, and at the end.
     ``update(n)`` and ``close()`` as tqdm's."""
 
-    def __init__(self, total, unit, desc, disable=False, every=10.0, stream=None):
+    def __init__(self, total, unit, desc, disable=False, every=5.0, stream=None):
         self.stream = stream or sys.stderr
         self.total, self.unit, self.desc, self.every, self.done = total, unit, desc, every, 0
         self.disable = disable
