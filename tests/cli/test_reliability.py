@@ -421,3 +421,13 @@ def test_a_positive_elbo_is_explained_in_one_line(tmp_path, capsys):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert code == 0 and summary["test_elbo"] > 0
     assert out.count("note: a positive ELBO is possible here") == 1
+
+
+def test_help_lists_every_activation_the_networks_accept():
+    """Before: --help listed relu | tanh | softplus | elu while MLP also takes sigmoid and identity."""
+    from pyro_vae.cli.parser import make_parser
+    from pyro_vae.models.nets import ACTIVATIONS
+
+    train = make_parser()._subparsers._group_actions[0].choices["train"]
+    action = next(a for a in train._actions if a.dest == "activation")
+    assert action.help.split(" (default")[0].split(" | ") == list(ACTIVATIONS)
