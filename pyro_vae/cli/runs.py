@@ -99,6 +99,7 @@ class RunDir:
 
     def __init__(self, path):
         self.path = str(path)
+        self._lock_fd = None  # the descriptor holding the writer lock, while this process has it
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -111,7 +112,11 @@ class RunDir:
     def foreign_files(self):
         """Entries of a directory that holds no run, other than a lock and temporary files left by a
         start that failed: a ``history.csv`` there is the user's, not ours."""
-        return sorted(n for n in os.listdir(self.path) if n != LOCK_FILE and not _temporary(n))
+        try:
+            names = os.listdir(self.path)
+        except OSError as e:
+            raise UserError(f"cannot read {self.path} ({e.strerror}); choose another --out") from None
+        return sorted(n for n in names if n != LOCK_FILE and _temporary(n) is None)
 
     def check_new(self):
         """Refuse, before anything is created, a ``--out`` that cannot hold a new run: an existing run,
@@ -155,7 +160,10 @@ class RunDir:
             raise write_error(path, e, "nothing was changed") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
+            if not isinstance(e, BlockingIOError):  # e.g. a file system without locks
+                os.close(fd)
+                raise UserError(f"cannot lock {path} ({e.strerror}); train on a local file system") from None
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
             who = f"process {holder}" if holder.isdigit() else "another process"
@@ -167,7 +175,7 @@ class RunDir:
         self.clean_orphans()
 
     def unlock(self):
-        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock
 
