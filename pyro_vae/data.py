@@ -11,6 +11,21 @@ Sources, chosen by name (the command line's ``--dataset``):
 - ``mnist``, ``fashion-mnist``, ``kmnist``: torchvision's readers of ``DATA_DIR/<Name>/raw/*-ubyte``.
 - ``npz:PATH``: any ``.npz`` with ``x_train``, ``x_test`` (optional ``x_valid``, ``y_*``).
 
+What the arrays may hold (every source goes through the same rule, :func:`unit_intensities`):
+
+- integers (``uint8`` and any other integer or bool dtype) are 0..255 grey levels and are divided by
+  255, except that integer splits holding only 0 and 1 are binary data (e.g. Larochelle's binarized
+  MNIST) and are kept as they are;
+- floats must already be intensities in [0, 1]; anything else (e.g. scikit-learn's digits 0..16 saved
+  as floats) is an error naming the range found and the fix (divide by the maximum before saving, or
+  save 0..255 as ``uint8``). There is no scale option: a guessed scale silently trains on wrong
+  images, and the fix is one line of numpy when the file is written;
+- NaN, infinities, strings and other dtypes are errors.
+
+Layouts (:func:`image_layout`): grey images ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W, 1)``, or flat
+rows ``(N, D)`` (shown as ``sqrt(D) x sqrt(D)`` images when D is a square). Labels ``y_*`` are 1-d
+integers (or whole-number floats), one per row of their split.
+
 Binarisation (``binarize``): ``dynamic`` draws x ~ Bernoulli(grey level) afresh for every
 minibatch (Burda et al. 2016), ``static`` draws once with a fixed seed, ``none`` keeps grey levels.
 The test split of a binarised dataset is always one fixed draw, so evaluations are comparable.
@@ -18,6 +33,7 @@ Data that is already binary (e.g. Larochelle's binarized MNIST) is never re-bina
 """
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -31,6 +47,7 @@ BINARIZE_MODES = ("dynamic", "static", "none")
 DATA_SEED = 0  # split and static-binarisation seed: fixed, so every run sees the same test set
 
 _TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+TORCHVISION_DATASETS = tuple(_TORCHVISION)  # the names read from data_dir (and downloaded when asked)
 
 
 @dataclass
@@ -117,19 +134,24 @@ def is_binary(x):
 
 
 def load_dataset(name="mnist5k", data_dir=None, binarize="dynamic", download=False):
-    """Load a dataset by name (see the module docstring) and binarise it."""
+    """Load a dataset by name (see the module docstring) and binarise it.
+
+    :raises UserError: for an unknown name, a missing or unreadable file, or arrays that break the
+        rules of the module docstring (dtype, range, layout, labels); never a silently rescaled set.
+    """
     if binarize not in BINARIZE_MODES:
         raise UserError(f"binarize must be one of {', '.join(BINARIZE_MODES)}, got {binarize!r}",
                         param="binarize")
     arrays = _read_source(name, data_dir, download)
-    x_train, x_test = _as_unit(arrays["x_train"], "x_train"), _as_unit(arrays["x_test"], "x_test")
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise UserError(f"{name}: x_train rows {tuple(x_train.shape[1:])} and x_test rows "
-                        f"{tuple(x_test.shape[1:])} differ; both splits need the same shape")
-    image_shape = arrays.get("image_shape") or _image_shape(x_train)
-    x_valid = _as_unit(arrays["x_valid"], "x_valid") if arrays.get("x_valid") is not None else None
-    flat = lambda x: None if x is None else x.reshape(len(x), -1)  # noqa: E731
-    x_train, x_test, x_valid = flat(x_train), flat(x_test), flat(x_valid)
+    splits = {k: arrays[k] for k in ("x_train", "x_test", "x_valid") if arrays.get(k) is not None}
+    shapes = {k: image_layout(np.shape(a), k) for k, a in splits.items()}
+    for k, shape in shapes.items():
+        if shape != shapes["x_train"]:
+            raise UserError(f"{name}: x_train images {shapes['x_train']} and {k} images {shape} differ; "
+                            "every split needs the same image shape")
+    unit = unit_intensities(splits)
+    x_train, x_test, x_valid = (None if unit.get(k) is None else unit[k].reshape(len(unit[k]), -1)
+                                for k in ("x_train", "x_test", "x_valid"))
 
     if is_binary(x_train) and is_binary(x_test):
         binarize = "none"  # already binary: never re-binarise
@@ -139,9 +161,86 @@ def load_dataset(name="mnist5k", data_dir=None, binarize="dynamic", download=Fal
         x_valid = None if x_valid is None else torch.bernoulli(x_valid, generator=gen)
         if binarize == "static":
             x_train = torch.bernoulli(x_train, generator=gen)
-    labels = {k: _labels(arrays.get(k)) for k in ("y_train", "y_test", "y_valid")}
-    return Dataset(name=name, x_train=x_train, x_test=x_test, image_shape=tuple(image_shape),
+    labels = {}
+    for k in ("y_train", "y_test", "y_valid"):
+        rows = unit.get("x" + k[1:])
+        if arrays.get(k) is not None and rows is None:
+            raise UserError(f"{name} has {k} but no x{k[1:]}; labels need their images")
+        labels[k] = _labels(arrays.get(k), k, None if rows is None else len(rows))
+    return Dataset(name=name, x_train=x_train, x_test=x_test, image_shape=shapes["x_train"],
                    binarize=binarize, x_valid=x_valid, **labels)
+
+
+def image_layout(shape, what="x"):
+    """The picture shape of one row of an array of ``shape``, or a :class:`UserError`.
+
+    ``(N, H, W)``, ``(N, 1, H, W)`` and ``(N, H, W, 1)`` are grey images of shape ``(H, W)``; flat
+    ``(N, D)`` rows are ``(s, s)`` images when D = s * s, else ``(D,)``. Flattening any of these
+    row-major gives the same pixel order, so only this shape differs between layouts. (Colour
+    images would keep their channel axis here, as ``(H, W, C)``, and be put channel-last before
+    flattening; they are not supported yet.)
+
+    Example::
+
+        >>> image_layout((10, 1, 28, 28)), image_layout((10, 28, 28, 1)), image_layout((10, 64)), image_layout((5, 10))
+        ((28, 28), (28, 28), (8, 8), (10,))
+    """
+    shape = tuple(int(n) for n in shape)
+    layouts = "(N, H, W), (N, 1, H, W), (N, H, W, 1) or flat (N, D) grey images"
+    if len(shape) < 2 or min(shape) < 1:
+        raise UserError(f"{what} has shape {shape}; it needs at least one row of data, as {layouts}")
+    if len(shape) == 2:
+        side = math.isqrt(shape[1])
+        return (side, side) if side * side == shape[1] else (shape[1],)
+    if len(shape) == 3:
+        return shape[1:]
+    if len(shape) == 4 and shape[1] == 1:
+        return shape[2:]
+    if len(shape) == 4 and shape[3] == 1:
+        return shape[1:3]
+    raise UserError(f"{what} has shape {shape}; expected {layouts} (colour images are not supported)")
+
+
+def unit_intensities(splits):
+    """``{split: float32 tensor in [0, 1]}`` from ``{split: numpy array}`` by the rule of the module
+    docstring: integers are 0..255 grey levels unless every integer split holds only 0 and 1 (binary
+    data), floats must already lie in [0, 1]; any other content is a :class:`UserError`.
+
+    Example::
+
+        >>> out = unit_intensities({"x_train": np.array([[0, 255]], np.uint8), "x_test": np.array([[0.5, 1.0]])})
+        >>> out["x_train"].tolist(), out["x_test"].tolist()
+        ([[0.0, 1.0]], [[0.5, 1.0]])
+    """
+    integer = {}
+    for k, a in splits.items():
+        a = np.asarray(a)
+        if a.dtype == np.bool_ or np.issubdtype(a.dtype, np.integer):
+            integer[k] = a
+        elif not np.issubdtype(a.dtype, np.floating):
+            raise UserError(f"{k} has dtype {a.dtype}; images must be numbers: uint8 pixels 0..255 or floats in [0, 1]")
+    binary = all(a.dtype == np.bool_ or (a.min() >= 0 and a.max() <= 1) for a in integer.values())
+    out = {}
+    for k, a in splits.items():
+        a = np.asarray(a)
+        if k in integer:
+            low, high = int(a.min()), int(a.max())
+            if low < 0 or high > 255:
+                raise UserError(f"{k} holds integers in [{low}, {high}]; integer pixels must be grey levels "
+                                "0..255 (uint8), or floats in [0, 1]")
+            x = torch.from_numpy(a.astype(np.float32))
+            out[k] = x if binary else x / 255
+            continue
+        x = torch.from_numpy(a.astype(np.float32))
+        if not torch.isfinite(x).all():
+            raise UserError(f"{k} holds NaN or infinite values; images must be finite intensities in [0, 1]")
+        low, high = x.min().item(), x.max().item()
+        if low < 0 or high > 1:
+            raise UserError(f"{k} holds floats in [{low:g}, {high:g}]; float pixels must be intensities in [0, 1]: "
+                            f"divide by the maximum grey level before saving (e.g. x / {max(abs(low), high):g}), "
+                            "or save 0..255 pixels as uint8")
+        out[k] = x
+    return out
 
 
 # --- sources: each returns a dict of numpy arrays -------------------------------------------------
@@ -205,32 +304,22 @@ def _read_npz(path):
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)} (has {', '.join(arrays) or 'nothing'}); "
                         "an npz dataset needs x_train and x_test")
-    for k in ("x_train", "x_test", "x_valid"):
-        if k in arrays:
-            a = arrays[k].astype(np.float64)
-            arrays[k] = a / 255.0 if a.max(initial=0) > 1 else a  # 0..255 pixels -> [0, 1]
-    return arrays
+    return arrays  # scaled and checked by unit_intensities, like every source
 
 
 # --- helpers --------------------------------------------------------------------------------------
 
-def _as_unit(a, what):
-    x = torch.as_tensor(np.asarray(a), dtype=torch.float32)
-    if x.dim() < 2 or x.shape[0] == 0:
-        raise UserError(f"{what} must hold at least one row of data, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise UserError(f"{what} must be pixel intensities in [0, 1] (or 0..255 integers); "
-                        f"got values in [{x.min().item():g}, {x.max().item():g}]")
-    return x
-
-
-def _image_shape(x):
-    if x.dim() == 3:
-        return tuple(x.shape[1:])
-    d = x.shape[1]
-    side = int(round(d ** 0.5))
-    return (side, side) if side * side == d else (d,)
-
-
-def _labels(y):
-    return None if y is None else torch.as_tensor(np.asarray(y), dtype=torch.long)
+def _labels(y, what, rows):
+    """Labels as ``(rows,)`` int64, or a :class:`UserError`: 1-d, one per row, whole numbers."""
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.dtype != np.bool_ and not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+        raise UserError(f"{what} has dtype {y.dtype}; labels must be integers")
+    if y.ndim != 1 or len(y) != rows:
+        raise UserError(f"{what} has shape {y.shape}; it needs one label per image, shape ({rows},)")
+    if np.issubdtype(y.dtype, np.floating):
+        bad = y[~(np.isfinite(y) & (y == np.round(y)))]
+        if len(bad):
+            raise UserError(f"{what} holds non-integer values (e.g. {bad[0].item()!r}); labels must be whole numbers")
+    return torch.as_tensor(y.astype(np.int64))

@@ -105,3 +105,202 @@ def test_unknown_dataset_and_binarization_list_choices():
         load_dataset("cifar")
     with pytest.raises(UserError, match="dynamic, static, none"):
         load_dataset("digits", binarize="otsu")
+
+
+# --- the npz rule: what arrays may hold (issue 12) -----------------------------------------------
+
+def _npz(tmp_path, **arrays):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def test_float_npz_outside_unit_interval_is_refused_not_rescaled(tmp_path):
+    """scikit-learn's digits (0..16) saved as floats used to be divided by 255: near-black images."""
+    x = load_dataset("digits", binarize="none").x_train.numpy() * 16  # floats 0..16
+    with pytest.raises(UserError, match=r"x_train holds floats in \[0, 16\].*x / 16.*uint8"):
+        load_dataset(_npz(tmp_path, x_train=x, x_test=x[:5]))
+
+
+def test_integer_pixels_are_0_to_255_and_binary_integers_stay_binary(tmp_path):
+    grey = np.array([[0, 51, 255, 1]], dtype=np.uint8)
+    data = load_dataset(_npz(tmp_path, x_train=grey, x_test=grey), binarize="none")
+    assert data.x_train[0].tolist() == pytest.approx([0.0, 0.2, 1.0, 1 / 255]) and data.image_shape == (2, 2)
+    binary = np.array([[0, 1, 1, 0]], dtype=np.int64)  # only 0 and 1: binary data, not near-black levels
+    data = load_dataset(_npz(tmp_path, x_train=binary, x_test=binary), binarize="dynamic")
+    assert data.x_train.tolist() == [[0.0, 1.0, 1.0, 0.0]] and data.binarize == "none"
+    with pytest.raises(UserError, match=r"integers in \[-1, 3\].*0\.\.255"):
+        load_dataset(_npz(tmp_path, x_train=np.array([[-1, 3]]), x_test=np.array([[0, 1]])))
+
+
+@pytest.mark.parametrize("layout", ["channel-first", "channel-last", "images", "flat"])
+def test_grey_layouts_give_the_same_rows_and_picture_shape(tmp_path, layout):
+    """A channel-first (N, 1, H, W) file used to get image_shape (1, 1) and blank figures."""
+    x = np.random.default_rng(0).integers(0, 256, (6, 4, 4), dtype=np.uint8)
+    arr = {"channel-first": x[:, None], "channel-last": x[..., None], "images": x, "flat": x.reshape(6, 16)}[layout]
+    data = load_dataset(_npz(tmp_path, x_train=arr, x_test=arr[:2]), binarize="none")
+    assert data.image_shape == (4, 4) and data.x_train.shape == (6, 16)
+    assert torch.equal(data.x_train, torch.tensor(x.reshape(6, 16), dtype=torch.float32) / 255)
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 4, 4), (6, 4, 4, 3), (6, 2, 2, 2, 2), (6,), (0, 16), (6, 0)])
+def test_other_layouts_are_one_line_errors(tmp_path, shape):
+    x = np.zeros(shape, dtype=np.uint8)
+    with pytest.raises(UserError, match=r"x_train has shape .*\(N, H, W\), \(N, 1, H, W\)") as e:
+        load_dataset(_npz(tmp_path, x_train=x, x_test=x))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.array([["a", "b"]]), "x_test": np.array([["a", "b"]])}, "dtype <U1"),
+    ({"x_train": np.array([[0.5, np.nan]]), "x_test": np.array([[0.5, 0.5]])}, "NaN or infinite"),
+    ({"x_train": np.zeros((4, 2)), "x_test": np.zeros((2, 3))}, "images .* differ"),
+    ({"x_train": np.zeros((4, 2)), "x_test": np.zeros((2, 2)), "y_train": np.arange(3)}, r"shape \(4,\)"),
+    ({"x_train": np.zeros((4, 2)), "x_test": np.zeros((2, 2)), "y_test": np.array([0.5, 1.0])}, "non-integer"),
+    ({"x_train": np.zeros((4, 2)), "x_test": np.zeros((2, 2)), "y_test": np.array(["a", "b"])}, "dtype <U1"),
+    ({"x_train": np.zeros((4, 2)), "x_test": np.zeros((2, 2)), "y_valid": np.arange(2)}, "no x_valid"),
+])
+def test_bad_npz_content_is_a_user_error(tmp_path, arrays, message):
+    with pytest.raises(UserError, match=message):
+        load_dataset(_npz(tmp_path, **arrays))
+
+
+def test_whole_number_float_labels_are_accepted(tmp_path):
+    data = load_dataset(_npz(tmp_path, x_train=np.zeros((3, 4)), x_test=np.zeros((2, 4)), y_test=np.array([2.0, 7.0])))
+    assert data.y_test.dtype == torch.int64 and data.y_test.tolist() == [2, 7]
+
+
+# --- property: any npz gives a correct Dataset or a UserError, never another exception -----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+DTYPES = ["uint8", "int16", "int64", "bool", "float16", "float32", "float64", "<U2", "complex64"]
+
+
+def _expected(arrays):
+    """An independent statement of the rule: the expected (N, D) float rows and picture shape of each
+    split, or None when the files must be refused."""
+    xs = {k: v for k, v in arrays.items() if k.startswith("x_")}
+    shapes = {}
+    for k, a in xs.items():
+        s = a.shape
+        if len(s) < 2 or 0 in s or a.dtype.kind not in "biuf":
+            return None
+        if len(s) == 2:
+            r = int(round(s[1] ** 0.5))
+            shapes[k] = (r, r) if r * r == s[1] else (s[1],)
+        elif len(s) == 3:
+            shapes[k] = s[1:]
+        elif len(s) == 4 and (s[1] == 1 or s[3] == 1):
+            shapes[k] = s[2:] if s[1] == 1 else s[1:3]
+        else:
+            return None
+    if len(set(shapes.values())) != 1:
+        return None
+    ints = [a for a in xs.values() if a.dtype.kind in "biu"]
+    binary = all(a.astype(np.int64).min() >= 0 and a.astype(np.int64).max() <= 1 for a in ints)
+    rows = {}
+    for k, a in xs.items():
+        if a.dtype.kind in "biu":
+            v = a.astype(np.int64)
+            if v.min() < 0 or v.max() > 255:
+                return None
+            rows[k] = v.astype(np.float32) if binary else v.astype(np.float32) / np.float32(255)
+        else:
+            v = a.astype(np.float32)
+            if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
+                return None
+            rows[k] = v
+        rows[k] = rows[k].reshape(len(a), -1)
+    for k, y in arrays.items():
+        if k.startswith("y_"):
+            x = xs.get("x" + k[1:])
+            if x is None or y.dtype.kind not in "biuf" or y.shape != (len(x),):
+                return None
+            if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+                return None
+    return rows, shapes["x_train"]
+
+
+@st.composite
+def npz_contents(draw):
+    """Random npz contents: about half follow the rule (a grey layout, a numeric dtype, a valid range),
+    the rest vary shape, dtype, range, NaN and labels freely."""
+    good = draw(st.booleans())
+    picture = draw(st.sampled_from([(8, 8), (3, 5), (4,)]))
+
+    def array(n):
+        if good:
+            layouts = [picture, (1, *picture), (*picture, 1)]
+            shape = (n, *draw(st.sampled_from(layouts))) if len(picture) == 2 else (n, 4)
+            dtype = draw(st.sampled_from(["uint8", "int64", "bool", "float32", "float64"]))
+        else:
+            ndim = draw(st.integers(1, 5))
+            shape = (n, *draw(st.lists(st.integers(0, 4), min_size=ndim - 1, max_size=ndim - 1)))
+            dtype = draw(st.sampled_from(DTYPES))
+        if dtype == "<U2":
+            return np.full(shape, "a")
+        ranges = [(0, 1), (0, 255)] if good else [(0, 1), (0, 255), (0, 16), (-2, 2), (0, 300)]
+        low, high = (0, 1) if good and dtype.startswith("float") else draw(st.sampled_from(ranges))
+        values = draw(st.sampled_from(["integers", "uniform"]))
+        rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+        a = rng.integers(low, high + 1, shape) if values == "integers" else rng.uniform(low, high, shape)
+        if not good and dtype.startswith("float") and a.size and draw(st.booleans()):
+            a = a.astype(np.float64)
+            a.flat[0] = draw(st.sampled_from([np.nan, np.inf]))
+        with np.errstate(invalid="ignore", over="ignore"):
+            return a.astype(dtype) if dtype != "bool" else a > 0
+
+    arrays = {"x_train": array(draw(st.integers(1 if good else 0, 5)))}
+    same = draw(st.booleans())  # a prefix of x_train, or an array of its own
+    arrays["x_test"] = arrays["x_train"][:2] if same and len(arrays["x_train"]) else array(draw(st.integers(1, 3)))
+    if draw(st.booleans()):
+        arrays["x_valid"] = arrays["x_train"][:1]
+    for k in ("y_train", "y_test", "y_valid"):
+        x = arrays.get("x" + k[1:])
+        if draw(st.integers(0, 2)) == 0:
+            n = len(x) if good and x is not None else draw(st.integers(0, 5))
+            kinds = ["int", "whole"] if good else ["int", "float", "whole", "str", "2d"]
+            kind = draw(st.sampled_from(kinds))
+            arrays[k] = {"int": np.arange(n), "float": np.arange(n) + 0.5, "whole": np.arange(n) * 1.0,
+                         "str": np.array(["a"] * n), "2d": np.zeros((n, 2), np.int64)}[kind]
+    return arrays
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrays=npz_contents(), binarize=st.sampled_from(["dynamic", "static", "none"]))
+def test_any_npz_loads_correctly_or_raises_a_user_error(arrays, binarize):
+    import tempfile
+
+    expected = _expected(arrays)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "d.npz")
+        np.savez(path, **arrays)
+        try:
+            data = load_dataset(f"npz:{path}", binarize=binarize)
+        except UserError as e:
+            assert expected is None, f"refused a valid file: {e}"
+            assert "\n" not in str(e)
+            return
+    assert expected is not None, "accepted a file the rule refuses"
+    rows, image_shape = expected
+    assert data.image_shape == image_shape
+    binary_source = all(((r == 0) | (r == 1)).all() for r in (rows["x_train"], rows["x_test"]))
+    for k in ("x_train", "x_test", "x_valid"):
+        got = getattr(data, k)
+        if k not in rows:
+            assert got is None
+            continue
+        want = torch.from_numpy(rows[k])
+        assert got.dtype == torch.float32 and got.shape == want.shape
+        if binary_source or binarize == "none" or (k == "x_train" and binarize == "dynamic"):
+            assert torch.equal(got, want)  # served as they are (dynamic draws per minibatch)
+        else:  # one Bernoulli draw of each grey level: certain where the level is 0 or 1
+            assert ((got == 0) | (got == 1)).all() and torch.equal(got[want == 0], want[want == 0])
+            assert torch.equal(got[want == 1], want[want == 1])
+    for k in ("y_train", "y_test", "y_valid"):
+        got = getattr(data, k)
+        assert (got is None) == (k not in arrays)
+        if got is not None:
+            assert got.dtype == torch.int64 and got.tolist() == arrays[k].astype(np.int64).tolist()

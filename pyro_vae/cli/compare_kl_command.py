@@ -27,6 +27,7 @@ from ..diagnostics.bounds import iwae
 from ..diagnostics.kl_study import estimator_variance, kl_check, summarize_kl_check
 from ..errors import UserError, check_int
 from ..inference.kl_audit import kl_audit, latent_order
+from ..inference.memory import check_memory
 from ..inference.train import fit
 from ..plots import learning_curves_figure, variance_ratio_figure
 from .build import build_elbo, build_model, fit_options, load_run
@@ -170,6 +171,13 @@ def run_command(args):
         raise UserError("--seeds only applies to the training outcome; add --outcome-epochs N")
     set_threads(args.threads)
     loaded = load_run(args.dir)
+    if loaded.model.point_mass:
+        flags = f"--model {loaded.config.model}" + (" --posterior delta" if loaded.config.posterior == "delta" else "")
+        raise UserError(f"the KL study needs a stochastic posterior, but {flags} has a point-mass code: "
+                        "there is no KL(q || p) to compare; run compare-kl on a VAE")
+    check_memory(loaded.model, max(args.num_particles) * args.batch_size, what="a gradient of the variance study",
+                 fix=f"lower num_particles={max(args.num_particles)} or batch_size={args.batch_size}",
+                 param=("num_particles", "batch_size"))
     log = (lambda message: None) if args.quiet else print
     result = compare_kl(loaded, repeats=args.repeats, num_particles=args.num_particles,
                         batch_size=args.batch_size, kl_samples=args.kl_samples, kl_points=args.kl_points,

@@ -7,7 +7,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .. import specs
 from ..errors import UserError, check_int, check_positive
+from ..families import noises
 
 
 @dataclass
@@ -24,7 +26,7 @@ class TrainConfig:
     posterior: str = "diag"  # q(z|x) spec, see pyro_vae.families.posteriors.REGISTRY
     latent_dim: int = 20  # Z
     hidden: list = field(default_factory=lambda: [400])  # hidden layer sizes of encoder and decoder
-    activation: str = "relu"  # hidden-layer activation: relu | tanh | softplus | elu
+    activation: str = "relu"  # hidden-layer activation, see pyro_vae.models.nets.ACTIVATIONS
     # objective and optimiser
     elbo: str = "meanfield"  # trace | meanfield | jit-trace | jit-meanfield | iwae:K
     num_particles: int = 1  # vectorised samples of z per data point in the ELBO estimate
@@ -47,7 +49,22 @@ class TrainConfig:
     threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
 
     def validate(self):
-        """Check every field; a bad one is a :class:`~pyro_vae.errors.UserError` naming the field."""
+        """Check every field; a bad one is a :class:`~pyro_vae.errors.UserError` naming the field.
+
+        A config edited by hand (or written by an older version) is checked as strictly as flags:
+        ``config.json`` holds only values that rebuild the same run.
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type is str and not isinstance(value, str) or \
+                    f.name == "data_dir" and value is not None and not isinstance(value, str):
+                raise UserError(f"{f.name} must be a string, got {value!r}", param=f.name)
+        if not isinstance(self.download, bool):
+            raise UserError(f"download must be true or false, got {self.download!r}", param="download")
+        if not isinstance(self.betas, list) or len(self.betas) != 2 or any(
+                isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1 for b in self.betas):
+            raise UserError(f"betas must be two numbers in [0, 1) such as [0.9, 0.999], got {self.betas!r}",
+                            param="betas")
         for name in ("latent_dim", "epochs", "batch_size", "num_particles"):
             check_int(name, getattr(self, name))
         check_int("kl_warmup", self.kl_warmup, least=0)
@@ -62,6 +79,10 @@ class TrainConfig:
                 any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise UserError(f"hidden must be positive comma-separated sizes like 400 or 512,256, got {self.hidden!r}",
                             param="hidden")
+        try:  # built by denoising-ae and by evaluate's corrupted-input report: refuse e.g. masking:1.5 now
+            specs.build(noises.REGISTRY, self.noise, "noise", specs.Context(z_dim=0, data_dim=1))
+        except UserError as e:
+            raise UserError(str(e) if str(e).startswith("unknown") else f"noise {e}", param="noise") from None
         return self
 
     def to_dict(self):

@@ -5,11 +5,9 @@ and :mod:`pyro_vae.diagnostics.representations` for the code report) and prints 
 """
 
 import os
-import sys
 import time
 
 import pyro
-from tqdm.auto import tqdm
 
 from ..diagnostics.bounds import default_chunk_size
 from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
@@ -17,9 +15,10 @@ from ..diagnostics.representations import report as code_report
 from ..diagnostics.tightness import dataset_statistics, format_table, summarise
 from ..errors import UserError, check_int
 from ..inference import distributed as dist
+from ..inference.memory import check_memory
 from .build import build_noise, load_run
-from .figures import run_reconstructions_figure
-from .options import set_threads
+from .figures import run_reconstructions_figure, stamp
+from .options import POSITIVE_ELBO_NOTE, Progress, set_threads
 from .runs import json_safe, save_png
 
 
@@ -29,6 +28,7 @@ def run_command(args):
         if getattr(args, name) is not None:
             check_int(name, getattr(args, name))
     check_int("local_opt_images", args.local_opt_images, least=0)
+    check_int("seed", args.seed, least=0)
     set_threads(args.threads)
     job = dist.from_environment()  # torchrun: every process scores a share of the batches
     args.quiet = args.quiet or not job.is_main
@@ -41,7 +41,10 @@ def run_command(args):
     if vae.point_mass:  # a point mass: every draw is the same
         args.num_samples = 1
     x = x.to(next(vae.parameters()).device)
-    bar = tqdm(total=len(x), unit="img", dynamic_ncols=True, disable=args.quiet or not sys.stderr.isatty())
+    chunk = args.chunk_size or default_chunk_size(min(args.batch_size, len(x)))
+    check_memory(vae, min(args.batch_size, len(x)) * min(chunk, args.num_samples), what="an evaluation chunk",
+                 fix=f"lower chunk_size={chunk} or batch_size={args.batch_size}", param=("chunk_size", "batch_size"))
+    bar = Progress(len(x), "images", "evaluate", disable=args.quiet)
     t0 = time.perf_counter()
     stats = dataset_statistics(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
                                chunk_size=args.chunk_size, progress=bar.update, seed=args.seed, psis=args.psis,
@@ -54,8 +57,7 @@ def run_command(args):
     report["seconds_bounds"] = time.perf_counter() - t0
     if args.local_opt_images:
         pyro.set_rng_seed(args.seed)
-        bar = tqdm(total=steps, unit="step", desc="local q*", dynamic_ncols=True,
-                   disable=args.quiet or not sys.stderr.isatty())
+        bar = Progress(steps, "steps", "local q*", disable=args.quiet)
         gaps = inference_gaps(vae, x[: args.local_opt_images], args.num_samples, steps=steps,
                               chunk_size=args.chunk_size, progress=bar.update)
         bar.close()
@@ -74,10 +76,13 @@ def run_command(args):
     if not args.quiet:
         print(format_table(report, f"{report['num_images']} {args.split} images of {loaded.data.name}, "
                                    f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
+    if not args.quiet and report["elbo"] > 0:
+        print(POSITIVE_ELBO_NOTE)
     if not args.quiet and args.representation:
         print(format_code_report(report))
     if loaded.model.corruption is not None:
-        save_png(run_reconstructions_figure(loaded, args.seed), loaded.run.file("denoising.png"), dpi=100)
+        save_png(stamp(run_reconstructions_figure(loaded, args.seed), f"checkpoint of epoch {loaded.epoch}"),
+                 loaded.run.file("denoising.png"), dpi=100)
     print(f"wrote {loaded.run.file(name)}")
     dist.shutdown()
     return 0

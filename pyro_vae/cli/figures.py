@@ -45,6 +45,10 @@ def run_figures(loaded, grid_size=15, num_images=10, seed=0):
         path = interpolate(codes[:pairs], codes[pairs : 2 * pairs], steps=num_images)  # (P, T, Z)
         figures["interpolations.png"] = interpolation_figure(model.decode(path), data.image_shape)
 
+    if len(codes) < 2:  # a scatter, its PCA and the codes' spread need two points
+        why = f"needs at least 2 test images, the test split has {len(codes)}"
+        skipped.update({"latent_scatter.png": why, "latent_manifold.png": why})
+        return figures, skipped
     mixture = model.prior_components()
     if mixture is not None and mixture["loc"].shape[1] != codes.shape[1]:  # a prior over another latent
         mixture = None
@@ -133,18 +137,40 @@ def kl_figures(result, path="DIR"):
 
 
 def make_figures(loaded, grid_size=15, num_images=10, khat_images=200, seed=0):
-    """All applicable figures of a loaded run: ``({file name: Figure}, {file name: why not made})``."""
+    """All applicable figures of a loaded run: ``({file name: Figure}, {file name: why not made})``.
+
+    Figures from ``eval.json`` and ``kl_comparison.json`` are made only when the file was written at
+    the checkpoint's epoch (else skipped, naming the command to rerun), and every figure says in its
+    corner which epoch it shows.
+    """
     figures, skipped = run_figures(loaded, grid_size, num_images, seed)
+    for fig in figures.values():
+        stamp(fig, f"checkpoint of epoch {loaded.epoch}")
     run = loaded.run
     sources = [("eval.json", lambda r: eval_figures(loaded, r, khat_images), "pyro-vae evaluate",
                 ("bound_tightness.png", "khat.png")),
                ("kl_comparison.json", lambda r: kl_figures(r, run.path), "pyro-vae compare-kl",
                 ("kl_variance_ratio.png",))]
     for name, make, command, names in sources:
-        if os.path.isfile(run.file(name)):
+        if name == "kl_comparison.json" and loaded.model.point_mass:
+            skipped.update({f: "a point-mass code has no KL to compare" for f in names + ("kl_learning_curves.png",)})
+        elif not os.path.isfile(run.file(name)):
+            skipped.update({f: f"needs {name}: run {command} {run.path}" for f in names})
+        elif run.read_json(name).get("epoch") != loaded.epoch:
+            made_at = run.read_json(name).get("epoch")
+            skipped.update({f: f"{name} was made at epoch {made_at}, the checkpoint is at epoch {loaded.epoch}: "
+                            f"rerun {command} {run.path}" for f in names + (("kl_learning_curves.png",)
+                                                                            if "kl_" in name else ())})
+        else:
             more, why = make(run.read_json(name))
+            for fig in more.values():
+                stamp(fig, f"{name} of epoch {loaded.epoch}")
             figures.update(more)
             skipped.update(why)
-        else:
-            skipped.update({f: f"needs {name}: run {command} {run.path}" for f in names})
     return figures, skipped
+
+
+def stamp(fig, text):
+    """Write ``text`` (which epoch the figure shows) small in the figure's lower right corner."""
+    fig.text(0.995, 0.005, text, ha="right", va="bottom", fontsize=6, color="0.45")
+    return fig

@@ -3,7 +3,9 @@
 Each subcommand's work lives in its own ``*_command.py`` module, imported only when it runs (so
 ``--help`` does not load matplotlib or arviz). Bad input ends with one line on stderr
 (``pyro-vae: error: ...``) and exit status 2, the library's parameter names replaced by their flags;
-a diverged run exits 3 and an interrupted one 130, each keeping its last checkpoint.
+a diverged run exits 3 and an interrupted one 130, each keeping its last checkpoint. While a
+command runs, warnings are one line each (``pyro-vae: warning: ...``); a closed stdout ends it
+quietly (141) unless, like ``plot``, it can finish its files without printing.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import importlib
 import os
 import re
 import sys
+import warnings
 
 from .. import specs
 from ..data import BINARIZE_MODES
@@ -18,6 +21,7 @@ from ..errors import UserError
 from ..families import likelihoods, posteriors, priors
 from ..inference import objectives, schedules
 from ..inference.train import TrainingDiverged
+from ..models.nets import ACTIVATIONS
 from .build import MODELS
 from .config import TrainConfig
 
@@ -27,7 +31,7 @@ FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hid
 
 def _sizes(text):
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",")]  # every part a size: "400,,200" is refused
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
@@ -62,11 +66,12 @@ def add_train_parser(sub):
     a("--kl-warmup", type=int, metavar="EPOCHS",
       help="raise the KL weight linearly, beta * min(1, epoch / EPOCHS) (default 0: off)")
     a("--sparsity", type=float, help=f"sparse-ae: lambda of the L1 code penalty (default {d.sparsity:g})")
-    a("--noise", help=f"denoising-ae: masking:NU | gaussian:SIGMA (default {d.noise})")
+    a("--noise", help=f"denoising-ae: masking:NU | gaussian:SIGMA; other models: the corruption of evaluate's "
+      f"corrupted-input report (default {d.noise})")
     a("--contraction", type=float, help=f"contractive-ae: lambda of ||J_f(x)||_F^2 (default {d.contraction:g})")
     a("--latent-dim", type=int, help=f"latent dimension Z (default {d.latent_dim})")
     a("--hidden", type=_sizes, help=f"hidden sizes, comma-separated (default {','.join(map(str, d.hidden))})")
-    a("--activation", help=f"relu | tanh | softplus | elu (default {d.activation})")
+    a("--activation", help=f"{' | '.join(ACTIVATIONS)} (default {d.activation})")
     a("--epochs", type=int, help=f"total epochs; with --resume, train up to this many (default {d.epochs})")
     a("--batch-size", type=int, help=f"minibatch size (default {d.batch_size})")
     a("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
@@ -92,8 +97,20 @@ def _run_dir_parser(sub, name, module, quiet_help, **kwargs):
     p.add_argument("dir", metavar="DIR", help="a run directory written by pyro-vae train")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
     p.add_argument("--quiet", action="store_true", help=quiet_help)
-    p.set_defaults(func=lambda args: importlib.import_module(f".{module}", __package__).run_command(args))
+    p.set_defaults(func=lambda args: _run_dir_command(module, args))
     return p
+
+
+def _run_dir_command(module, args):
+    """Run ``pyro_vae.cli.<module>`` on ``args.dir``: each writes its results into the run directory,
+    so a read-only one is refused first; a killed writer's temporary files are removed."""
+    from .runs import RunDir, check_writable
+
+    run = RunDir(args.dir)
+    if run.exists():  # else the command says what is missing
+        check_writable(run.path)
+        run.clean_orphans()
+    return importlib.import_module(f".{module}", __package__).run_command(args)
 
 
 def add_compare_kl_parser(sub):
@@ -168,8 +185,15 @@ def add_plot_parser(sub):
     return p
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors (unknown flag, bad value) on one line, without the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def make_parser():
-    parser = argparse.ArgumentParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
+    parser = OneLineParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_compare_kl_parser(sub)
@@ -209,11 +233,19 @@ def flag_message(error, flags):
     return message
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the command line: one line, no source location or code."""
+    name = "" if category is UserWarning else f"{category.__name__}: "
+    text = " ".join(str(message).split())
+    print(f"pyro-vae: warning: {name}{text}", file=file or sys.stderr)
+
+
 def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))  # under torchrun, say which process failed
     prefix = "pyro-vae" if rank == 0 else f"pyro-vae[rank {rank}]"
+    shown, warnings.showwarning = warnings.showwarning, show_warning  # only while the command runs
     try:
         return args.func(args)
     except TrainingDiverged as e:
@@ -228,6 +260,20 @@ def main(argv=None):
         print(f"{prefix}: error: another process of this torchrun job stopped (its own message says why); "
               "this one stops too, and the run directory keeps its last finished epoch", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # train says what it kept itself; the others write their results last
+        print(f"pyro-vae: interrupted; {args.command} wrote nothing more", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout's reader left while the command still printed (plot keeps going: say())
+        _stdout_to_devnull()
+        print(f"pyro-vae: output closed (broken pipe); {args.command} stopped, its files are complete",
+              file=sys.stderr)
+        return 141
+    finally:
+        warnings.showwarning = shown
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # `pyro-vae plot DIR | head`: the reader has gone; nothing more to say
+            _stdout_to_devnull()
 
 
 def _peer_failure(error):
@@ -238,4 +284,9 @@ def _peer_failure(error):
 
     text = str(error)
     return isinstance(error, dist.DistError) or "closed by peer" in text or "Connection reset" in text
+
+
+def _stdout_to_devnull():
+    """Point stdout at /dev/null, so the interpreter's last flush prints no BrokenPipeError either."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

@@ -5,13 +5,15 @@ reconstruction / clean for a denoising AE), prior samples (models with a density
 the latent scatter and the 2-d manifold. From ``eval.json`` (``pyro-vae evaluate DIR``): the bound
 curve and per-image k-hat. From ``kl_comparison.json`` (``pyro-vae compare-kl DIR``): the variance
 ratio and, with an outcome, the learning curves of both objectives. Figures whose input is missing
-are listed with the command that makes it. :mod:`.figures` decides which figures apply.
+are listed with the command that makes it; so are figures of an ``eval.json`` or
+``kl_comparison.json`` made at another epoch than the checkpoint's. :mod:`.figures` decides which
+figures apply.
 """
 
 from ..errors import check_int
 from .build import load_run
 from .figures import make_figures
-from .options import set_threads
+from .options import say, set_threads
 from .runs import save_png
 
 
@@ -26,8 +28,8 @@ def run_command(args):
     figures, skipped = make_figures(loaded, args.grid_size, args.num_images, args.khat_images, args.seed)
     for name, fig in figures.items():
         save_png(fig, loaded.run.file(name), dpi=args.dpi)
-        print(f"wrote {loaded.run.file(name)}")
+        say(f"wrote {loaded.run.file(name)}")  # a closed stdout (plot DIR | head) stops the lines, not the figures
     if not args.quiet:
         for name, why in skipped.items():
-            print(f"skipped {name}: {why}")
+            say(f"skipped {name}: {why}")
     return 0

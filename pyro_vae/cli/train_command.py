@@ -1,4 +1,7 @@
-"""``pyro-vae train``: build the run's data, model and objective from its flags, then ``fit``."""
+"""``pyro-vae train``: build the run's data, model and objective from its flags, then ``fit``.
+
+Under ``torchrun`` every process runs this; rank 0 alone locks and writes the run directory and prints.
+"""
 
 import os
 import statistics
@@ -7,23 +10,26 @@ import time
 
 import pyro
 
+from ..data import TORCHVISION_DATASETS
 from ..errors import UserError
 from ..inference import distributed as dist
+from ..inference.memory import check_memory
 from ..inference.train import fit
+from ..inference.train_state import TrainState
 from .build import build_data, build_elbo, build_model, fit_options
 from .config import TrainConfig
-from .options import given_fields, set_threads
-from .runs import RunDir
+from .options import POSITIVE_ELBO_NOTE, given_fields, set_threads
+from .runs import RunDir, check_writable
 
 # Flags that may change when a run is resumed: they do not change the model being trained.
 RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir", "keep_epochs"}
 
+# Flags that only one model uses: given with another model they would be ignored, so they are refused.
+MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae"}
+
 
 def run_command(args):
-    """The ``train`` subcommand (see :func:`pyro_vae.cli.parser.add_train_parser`).
-
-    Under ``torchrun`` every process runs this; rank 0 alone writes the run directory and prints.
-    """
+    """The ``train`` subcommand (see :func:`pyro_vae.cli.parser.add_train_parser`)."""
     given = given_fields(args)
     if args.resume:
         if args.out:
@@ -33,17 +39,54 @@ def run_command(args):
         if fixed:
             raise UserError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (it defines the model); "
                             f"only {', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE))} can")
-        config = run.config()
+        device = given.get("device") or run.config().device  # a missing or corrupt run is refused here
+        job = dist.from_environment(device)
+        if job.is_main:
+            check_writable(run.path)
+            run.lock()  # one writer at a time; released below, or by the OS when the process dies
+        config = None  # read again under the lock, below
+    else:
+        config = TrainConfig(**given).validate()
+        job = dist.from_environment(config.device)
+        run = RunDir(args.out or _default_out())
+        if job.is_main:
+            run.check_new()  # refuse before loading data; the directory is created only when training starts
+    try:
+        return _train(args, given, run, config or run.config(), job)
+    finally:
+        if job.is_main:
+            run.unlock()
+        dist.shutdown()
+
+
+def _train(args, given, run, config, job):
+    quiet = args.quiet or not job.is_main
+    for name, model in MODEL_FLAGS.items():
+        if name in given and config.model != model:
+            raise UserError(f"--{name} applies only to --model {model}, not {config.model}; drop it")
+    for name in ("data_dir", "download"):
+        if name in given and config.dataset not in TORCHVISION_DATASETS:
+            raise UserError(f"--{name.replace('_', '-')} applies only to --dataset {', '.join(TORCHVISION_DATASETS)}, "
+                            f"not {config.dataset}; drop it")
+    state = None
+    if args.resume:
         for k, v in given.items():
             setattr(config, k, v)
         config.validate()
-        run.load_checkpoint()  # fail early, before any data loading, on a bad checkpoint
-    else:
-        config = TrainConfig(**given).validate()
-        run = RunDir(args.out or _default_out())
+        if run.has_checkpoint():
+            state = run.load_checkpoint()  # fail early, before any data loading, on a bad checkpoint
+            done = int(state["epoch"])
+            if config.epochs < done:
+                raise UserError(f"the run in {run.path} is already at epoch {done}, past --epochs {config.epochs}; "
+                                f"nothing was changed (give --epochs above {done} to train on)")
+            if config.epochs == done:
+                if not quiet:
+                    print(f"the run in {run.path} has finished its {done} epochs; nothing to train, nothing changed "
+                          "(raise --epochs to continue it)")
+                return 0
+        elif not quiet:
+            print(f"no epoch of the run in {run.path} finished: training it from the start with its config.json")
     set_threads(config.threads)
-    job = dist.from_environment(config.device)
-    quiet = args.quiet or not job.is_main
     data = build_data(config)
     pyro.set_rng_seed(config.seed)
     vae = build_model(config, data, local_rank=job.local_rank)
@@ -52,6 +95,13 @@ def run_command(args):
         if not quiet:
             print(f"--model {config.model}: its guide is not mean-field, training with --elbo trace")
     elbo = build_elbo(config, vae)
+    if state is not None:  # a config edited to another model is refused before config.json is rewritten
+        TrainState(vae, config.lr, config.betas, config.adam_eps).load(vae, state, config.lr, config.betas,
+                                                                        config.adam_eps, job)
+    rows = elbo.num_particles * min(config.batch_size, data.num_train)
+    fix = (f"lower K in elbo={config.elbo!r} or batch_size={config.batch_size}" if config.elbo.startswith("iwae")
+           else f"lower num_particles={config.num_particles} or batch_size={config.batch_size}")
+    check_memory(vae, rows, fix, param=("elbo", "num_particles", "batch_size"))
     if job.is_main and not args.resume:
         run.create(config)
     elif job.is_main:  # epochs, lr, ... may have changed: record what this run now is
@@ -61,21 +111,24 @@ def run_command(args):
         print(f"training {config.model} on {data.name} ({data.num_train} train / {len(data.x_test)} test, "
               f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}{processes}; run directory {run.path}")
     try:
-        history = fit(vae, data, elbo, run=run, resume=bool(args.resume), quiet=quiet, distributed=job,
+        history = fit(vae, data, elbo, run=run, resume=state is not None, quiet=quiet, distributed=job,
                       **fit_options(config))
     except KeyboardInterrupt:
         if job.is_main:
-            print(f"pyro-vae: interrupted; the last finished epoch is saved in {run.path}: continue with "
+            saved = "the last finished epoch is saved" if run.has_checkpoint() else "no epoch finished"
+            print(f"pyro-vae: interrupted; {saved} in {run.path}: continue with "
                   f"pyro-vae train --resume {run.path}", file=sys.stderr)
         return 130
-    if job.is_main:
-        summary = _summary(config, data, vae, history)
-        run.write_json("summary.json", summary)
-        if not quiet:
-            print(f"test ELBO {summary['test_elbo']:.3f} nats per image after {summary['epochs']} epochs "
-                  f"({summary['seconds_per_epoch_median']:.2f} s/epoch)")
-        print(f"run directory: {run.path}")
-    dist.shutdown()
+    if not job.is_main:
+        return 0
+    summary = _summary(config, data, vae, history)
+    run.write_json("summary.json", summary)
+    if not quiet:
+        print(f"test ELBO {summary['test_elbo']:.3f} nats per image after {summary['epochs']} epochs "
+              f"({summary['seconds_per_epoch_median']:.2f} s/epoch)")
+        if summary["test_elbo"] > 0:
+            print(POSITIVE_ELBO_NOTE)
+    print(f"run directory: {run.path}")
     return 0
 
 

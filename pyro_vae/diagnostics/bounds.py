@@ -33,7 +33,7 @@ import pyro.poutine as poutine
 import torch
 
 from ..errors import check_int
-from ..inference.traces import log_density, log_weight, particle_plate, particle_traces
+from ..inference.traces import check_traces, log_density, log_weight, particle_plate, particle_traces
 
 # Rows (samples x data points) pushed through the networks at once when no chunk size is given:
 # large enough that per-call overhead is negligible, small enough to stay in cache (about 8k rows
@@ -67,8 +67,9 @@ def log_weights(model, guide, x, num_samples, max_plate_nesting=1):
         torch.Size([100, 5])
     """
     num_samples = check_int("num_samples", num_samples)
-    lw = log_weight(*particle_traces(model, guide, x, num_samples, max_plate_nesting))
-    return lw.expand(num_samples, x.shape[0])  # (K, B)
+    model_trace, guide_trace = particle_traces(model, guide, x, num_samples, max_plate_nesting)
+    check_traces(model_trace, guide_trace, x.shape[0])
+    return log_weight(model_trace, guide_trace).expand(num_samples, x.shape[0])  # (K, B)
 
 
 def chunk_sizes(num_samples, chunk_size):
@@ -100,6 +101,8 @@ def iter_log_weights(model, guide, x, num_samples, chunk_size=None, max_plate_ne
     for i, k in enumerate(chunk_sizes(num_samples, min(chunk_size, num_samples))):
         with contextlib.nullcontext() if i == 0 else pyro.validation_enabled(False):
             model_trace, guide_trace = particle_traces(model, guide, x, k, max_plate_nesting)
+            if i == 0:  # once per call: the same programs give the same sites in every chunk
+                check_traces(model_trace, guide_trace, x.shape[0])
             lw = log_weight(model_trace, guide_trace).expand(k, x.shape[0])  # (k, B)
         if torch.isnan(lw).any():
             raise ValueError("log importance weights are NaN: the model or guide produced NaN parameters")
@@ -203,9 +206,11 @@ def bound_curve(log_w, ks):
 
     The S draws are cut into ``S // K`` disjoint groups of K (a remainder is left out); each group
     gives an unbiased draw of ``log (1/K) sum w``; their mean estimates L_K. Returns
-    ``{K: (B,) float64}``. Because all K share the draws, the curve is consistent: L_1 is the mean
-    log weight and L_S the estimate from all draws.
+    ``{K: (B,) float64}`` (0-d tensors for 1-d ``log_w`` ``(S,)``). Because all K share the draws,
+    the curve is consistent: L_1 is the mean log weight and L_S the estimate from all draws.
     """
+    if log_w.dim() == 1:  # (S,): the draws of one data point
+        return {k: v.squeeze(0) for k, v in bound_curve(log_w.unsqueeze(1), ks).items()}
     log_w = log_w.double()
     num_samples, batch = log_w.shape
     curve = {}
@@ -232,12 +237,16 @@ MIN_PSIS_SAMPLES = 5  # fewer draws than this leave no tail for arviz to fit
 def psis(log_w):
     """Pareto-smoothed importance sampling per data point, via ``arviz.psislw``.
 
-    :param log_w: ``(S, B)`` log weights (draws first, as :func:`log_weights` returns them).
+    :param log_w: ``(S, B)`` log weights (draws first, as :func:`log_weights` returns them), or
+        ``(S,)`` for one data point (the results are then 0-d).
     :returns: ``(khat, log_p)``, both ``(B,)`` float64: the fitted generalised-Pareto shape of the
         upper tail of the weights, and the PSIS estimate of log p(x) (log-mean of the smoothed,
         unnormalised weights). ``khat`` is inf when too few draws are in the tail to fit it (e.g.
         all weights equal, where the estimate is exact).
     """
+    if log_w.dim() == 1:  # (S,): the draws of one data point
+        khat, log_p = psis(log_w.unsqueeze(1))
+        return khat.squeeze(0), log_p.squeeze(0)
     if log_w.shape[0] < MIN_PSIS_SAMPLES:  # too few draws for a tail: no k-hat, plain estimate
         return torch.full(log_w.shape[1:], math.nan, dtype=torch.float64), log_mean_exp(log_w.double(), dim=0)
     with warnings.catch_warnings():

@@ -27,6 +27,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import Trace_ELBO
 
+from ..errors import check_int
 from ..inference.traces import particle_plate
 from .bounds import mixture_iwae
 from .tightness import mean_and_stderr, point_statistics
@@ -126,6 +127,8 @@ def inference_gaps(vae, x, num_samples=5000, steps=DEFAULT_STEPS, lr=DEFAULT_LR,
         over points, ``num_images``, ``steps``, ``lr``, ``num_particles`` and the optimisation's
         ``elbo_trajectory`` (first and last step).
     """
+    num_samples, steps = check_int("num_samples", num_samples), check_int("steps", steps)
+    num_particles = check_int("num_particles", num_particles)
     amortised = point_statistics(vae.model, vae.guide, x, num_samples, (1,), chunk_size)
     guide_star, params = free_guide(vae.guide, vae.posterior, x)
     trajectory = optimise_locally(vae.model, guide_star, params, x, steps, lr, num_particles,

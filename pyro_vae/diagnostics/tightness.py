@@ -17,13 +17,13 @@ points and a verdict on how far the IWAE number can be trusted.
 
 import math
 
+import pyro
 import pyro.distributions as dist
 import torch
 
-from ..inference.traces import sample_sites, site_log_prob, trace_terms
-import pyro
-
+from ..errors import check_int
 from ..inference.distributed import SINGLE
+from ..inference.traces import sample_sites, site_log_prob, trace_terms
 from .bounds import KHAT_THRESHOLD, active_units, bound_curve, ess, iter_log_weights
 from .bounds import psis as pareto_smoothed
 
@@ -53,6 +53,7 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
     vanishes as q approaches p(z|x), and on a trained MNIST VAE its per-draw sd is below that of
     log p(x|z) alone (3.8 vs 4.8 nats).
     """
+    num_samples = check_int("num_samples", num_samples)
     batch = x.shape[0]
     weights, sums = [], {"reconstruction": 0.0, "kl": 0.0, "penalty": 0.0}
     means, first, spread = {}, {}, torch.zeros(batch, dtype=torch.float64)
@@ -120,6 +121,8 @@ def dataset_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, batch_size=D
         >>> report["gap"] >= 0, report["verdict"]["level"] in ("reliable", "caution", "lower-bound-only")
         (True, True)
     """
+    num_samples, batch_size = check_int("num_samples", num_samples), check_int("batch_size", batch_size)
+    chunk_size = None if chunk_size is None else check_int("chunk_size", chunk_size)
     starts = list(range(0, x.shape[0], batch_size))[distributed.rank :: distributed.world_size]
     parts = {}
     for start in starts:
@@ -161,6 +164,7 @@ def mean_and_stderr(values):
 
 def summarise(stats, num_samples, active_threshold=0.01):
     """The report (JSON-ready dict, nats per data point) from :func:`dataset_statistics` output."""
+    num_samples = check_int("num_samples", num_samples)
     num_samples_key = max(stats["curve"])
     report, stderr = {"num_images": int(stats["elbo"].numel()), "num_samples": num_samples}, {}
     for key in ("elbo", "reconstruction", "kl", "penalty", "elbo_analytic_kl"):

@@ -13,6 +13,8 @@ import pyro.poutine as poutine
 import torch
 from torch.distributions import kl_divergence
 
+from ..errors import UserError
+
 
 def get_traces(model, guide, *args, **kwargs):
     """Run ``guide``, replay ``model`` on its latent values; return ``(model_trace, guide_trace)``."""
@@ -81,6 +83,59 @@ def latent_names(trace):
     return [s["name"] for s in sample_sites(trace, observed=False)]
 
 
+def check_traces(model_trace, guide_trace, batch):
+    """Refuse, with one :class:`UserError` naming the sites, a model/guide pair whose traces cannot
+    give per-data-point log-densities of the ``batch`` rows of x.
+
+    As Pyro's ``check_model_guide_match``, but an error rather than a warning, because a mismatch
+    gives a silently wrong number: every latent site of the model must be sampled by the guide
+    (else the model draws it from its prior and its log-density counts as if it were guided), and
+    every guide site must be a model site or be marked ``infer={"is_auxiliary": True}``. And the
+    ``"data"`` plate must cover all ``batch`` rows: a plate that subsamples scores other rows than x's.
+
+    Example::
+
+        >>> import pyro.distributions as dist
+        >>> def model(x):
+        ...     with pyro.plate("data", len(x)):
+        ...         pyro.sample("latent", dist.Normal(0.0, 1.0))
+        >>> def guide(x):
+        ...     with pyro.plate("data", len(x)):
+        ...         pyro.sample("z", dist.Normal(0.0, 1.0))
+        >>> check_traces(*get_traces(model, guide, torch.zeros(3)), batch=3)
+        Traceback (most recent call last):
+        ...
+        pyro_vae.errors.UserError: model and guide sample different latent sites: the model samples 'latent' that ...
+    """
+    model_names, guide_names = set(latent_names(model_trace)), set(latent_names(guide_trace))
+    unguided = [name for name in latent_names(model_trace) if name not in guide_names]
+    extra = [s["name"] for s in sample_sites(guide_trace, observed=False)
+             if s["name"] not in model_names and not s["infer"].get("is_auxiliary")]
+    if unguided or extra:
+        parts = ([f"the model samples {_names(unguided)} that the guide does not"] if unguided else []) + \
+                ([f"the guide samples {_names(extra)} that the model does not"] if extra else [])
+        raise UserError(f"model and guide sample different latent sites: {'; '.join(parts)}; give both programs "
+                        "the same site names" + ("" if unguided else " (or mark a guide-only site "
+                                                 "infer={'is_auxiliary': True})"))
+    for trace in (model_trace, guide_trace):
+        for site in sample_sites(trace, True) + sample_sites(trace, False) + factor_sites(trace):
+            for frame in site["cond_indep_stack"]:
+                if frame.name != "data":
+                    continue
+                if frame.full_size is not None and frame.size != frame.full_size:
+                    raise UserError(f"the 'data' plate subsamples {frame.size} of its {frame.full_size} rows at site "
+                                    f"{site['name']!r}, but bounds score every row of x, unscaled: subsample only in "
+                                    "training (as pyro_vae's models do, only when given num_data) and call the "
+                                    "programs here with a plate over all rows")
+                if frame.size != batch:
+                    raise UserError(f"the 'data' plate has {frame.size} rows at site {site['name']!r} but x has "
+                                    f"{batch}; the plate must run over the rows of x")
+
+
+def _names(names):
+    return ", ".join(repr(n) for n in names)
+
+
 def same_order(model_trace, guide_trace):
     """True when the guide samples its latent sites in the model's order.
 
@@ -104,7 +159,9 @@ def elbo_terms(model, guide, x, use_analytic_kl=True):
     ``elbo = reconstruction - kl + penalty``.
     Returns a dict of ``(B,)`` tensors in nats, unscaled (call the programs without ``num_data``).
     """
-    return trace_terms(*get_traces(model, guide, x), use_analytic_kl=use_analytic_kl)
+    model_trace, guide_trace = get_traces(model, guide, x)
+    check_traces(model_trace, guide_trace, x.shape[0])
+    return trace_terms(model_trace, guide_trace, use_analytic_kl=use_analytic_kl)
 
 
 def trace_terms(model_trace, guide_trace, use_analytic_kl=True, site_log_prob=log_prob):

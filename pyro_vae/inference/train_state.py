@@ -54,9 +54,14 @@ class TrainState:
             raise UserError(f"the checkpoint was written by a run of {written_by} process(es), this one has "
                             f"{distributed.world_size}; resume it with {written_by} process(es), as it started",
                             param="world_size")
-        vae.load_state_dict(state["model"])
         fused = [group["fused"] for group in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            vae.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:  # e.g. a config edited to another latent_dim
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            raise UserError(f"the checkpoint does not fit the model built from the run's config ({first}); "
+                            "the config was changed after training: restore it, or train a new run") from None
         for group, f in zip(self.optimizer.param_groups, fused):  # a resumed run may lower lr (e.g. after a NaN)
             group["lr"], group["betas"], group["eps"], group["fused"] = lr, tuple(betas), eps, f
         self.history, self.epoch = list(state["history"]), int(state["epoch"])

@@ -18,7 +18,7 @@ def run_cli(*args):
 def test_train_writes_the_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli("train", *FAST, "--epochs", 2, "--out", out) == 0
-    assert sorted(os.listdir(out)) == ["checkpoint.pt", "config.json", "history.csv", "summary.json"]
+    assert sorted(os.listdir(out)) == [".lock", "checkpoint.pt", "config.json", "history.csv", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs"] == 2 and summary["test_elbo"] < 0
     assert summary["test_elbo"] == pytest.approx(summary["test_reconstruction"] - summary["test_kl"], abs=1e-6)

@@ -212,3 +212,81 @@ def test_iter_log_weights_yields_traces_of_each_chunk():
     assert sizes == [((4, 4), (4, 4, 2)), ((4, 4), (4, 4, 2)), ((2, 4), (2, 4, 2))]
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         log_weights(vae.model, vae.guide, X, 0)
+
+
+# --- model/guide pairs that would give a silently wrong number are refused (issue 12) --------------
+
+def _gaussian_programs(model_sites=("z",), guide_sites=("z",), subsample_size=None, auxiliary=()):
+    """A model with N(0, 1) latents ``model_sites`` and x ~ N(sum of them, 1), and a guide drawing ``guide_sites``."""
+    def model(x):
+        with pyro.plate("data", x.shape[0], subsample_size=subsample_size) as ind:
+            total = sum(pyro.sample(name, dist.Normal(0.0, 1.0)) for name in model_sites)
+            pyro.sample("x", dist.Normal(total, 1.0), obs=x[ind])
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0], subsample_size=subsample_size):
+            for name in guide_sites:
+                pyro.sample(name, dist.Normal(0.0, 1.0), infer={"is_auxiliary": name in auxiliary})
+
+    return model, guide
+
+
+@pytest.mark.parametrize("model_sites, guide_sites, names", [
+    (("latent",), ("z",), ["the model samples 'latent'", "the guide samples 'z'"]),  # renamed site
+    (("z", "u"), ("z",), ["the model samples 'u' that the guide does not"]),  # an unguided model latent
+    (("z",), ("z", "a"), ["the guide samples 'a' that the model does not", "is_auxiliary"]),
+])
+def test_mismatched_site_names_are_refused_by_every_bound(model_sites, guide_sites, names):
+    """Before: iwae returned a number (the unguided latent scored as if guided) and dataset_statistics
+    raised a bare KeyError."""
+    from pyro_vae import UserError, dataset_statistics
+
+    model, guide = _gaussian_programs(model_sites, guide_sites)
+    x = torch.randn(3)
+    calls = [lambda: iwae(model, guide, x, 10), lambda: log_weights(model, guide, x, 10),
+             lambda: dataset_statistics(model, guide, x, 10), lambda: mixture_iwae(model, [guide], x, 10)]
+    for call in calls:
+        with pytest.raises(UserError, match="model and guide sample different latent sites") as e:
+            call()
+        assert all(name in str(e.value) for name in names), str(e.value)
+
+
+def test_a_guide_only_auxiliary_site_is_allowed():
+    """Pyro's rule: a guide site marked is_auxiliary may be absent from the model. Weights then are
+    log p(x, z) - log q(z) - log q(a): with z ~ N(0, 1) = p(z) and a ~ N(0, 1), log w = log p(x|z) - log q(a)."""
+    model, guide = _gaussian_programs(("z",), ("z", "a"), auxiliary=("a",))
+    x = torch.randn(3)
+    assert log_weights(model, guide, x, 5).shape == (5, 3)
+
+
+def test_a_subsampling_data_plate_is_refused_with_the_fix():
+    """Before: an unhelpful 'expanded size' RuntimeError."""
+    from pyro_vae import UserError
+
+    model, guide = _gaussian_programs(subsample_size=2)
+    with pytest.raises(UserError, match="subsamples 2 of its 6 rows.*subsample only in training"):
+        iwae(model, guide, torch.randn(6), 10)
+
+
+def test_numpy_integers_and_0d_tensors_are_accepted_end_to_end():
+    """Before: a 0-d tensor num_samples made the report's bound curve hold both 20 and tensor(20)."""
+    from pyro_vae import dataset_statistics, summarise
+
+    vae = LG.vae(0.3, 1.3)
+    reports = []
+    for n, batch, chunk in [(20, 3, 7), (np.int64(20), np.int32(3), np.int16(7)), (torch.tensor(20), torch.tensor(3),
+                                                                                     torch.tensor(7))]:
+        pyro.set_rng_seed(0)
+        reports.append(summarise(dataset_statistics(vae.model, vae.guide, X, n, batch_size=batch, chunk_size=chunk), n))
+        pyro.set_rng_seed(0)
+        reports[-1]["iwae"] = iwae(vae.model, vae.guide, X, n, chunk_size=chunk).tolist()
+    assert list(reports[0]["bound_curve"]) == ["1", "5", "20"] and reports[0]["num_samples"] == 20
+    assert reports[1] == reports[0] and reports[2] == reports[0]  # same draws, same numbers, same keys
+
+
+def test_psis_accepts_the_weights_of_one_data_point():
+    lw = torch.randn(200, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    khat, log_p = psis(lw[:, 1])
+    khat_all, log_p_all = psis(lw)
+    assert khat.shape == () and khat == khat_all[1] and log_p == log_p_all[1]
+    assert bound_curve(lw[:, 1], (1, 5))[5].item() == pytest.approx(bound_curve(lw, (1, 5))[5][1].item(), abs=1e-12)

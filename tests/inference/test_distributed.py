@@ -23,7 +23,7 @@ def run(*args, procs=None, script=None, env=None):
                *target, *args]
     full_env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                     OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=900)
 
 
 def params(run_dir):
