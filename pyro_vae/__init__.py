@@ -33,6 +33,7 @@ from .inference.train import evaluate_elbo, fit
 from .models.autoencoders import Autoencoder, jacobian_frobenius_sq
 from .models.base import LatentModel, data_plate
 from .models.hierarchical import HierarchicalVAE
+from .models.mixture import MixtureModel
 from .models.nets import MLP
 from .models.vae import VAE
 
@@ -49,4 +50,6 @@ __all__ = [
     "load_dataset", "make_elbo",
     # base classes that declare what a family or model can do; learning-rate schedules
     "LatentModel", "Likelihood", "Noise", "Posterior", "Prior", "make_schedule",
+    # mixture models with a discrete latent (EM, enumeration, the exact gap)
+    "MixtureModel",
 ]

@@ -45,6 +45,10 @@ def run_command(args):
         config.elbo = "trace"  # the default meanfield would be refused for this guide
         if not args.quiet:
             print(f"--model {config.model}: its guide is not mean-field, training with --elbo trace")
+    if "elbo" not in given and not args.resume and vae.default_elbo is not None:
+        config.elbo = vae.default_elbo  # e.g. a mixture: em where EM applies, else enum
+        if not args.quiet:
+            print(f"--model {config.model}: training with --elbo {config.elbo}")
     elbo = build_elbo(config, vae)
     if not args.resume:
         run.create(config)

@@ -10,6 +10,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from .em import is_closed_form
+from .enumeration import enumerated_terms
 from .kl_audit import uses_analytic_kl, warn_sampled_kl
 from .objectives import is_jit
 from .train_state import JitCompiler, TrainState, kl_kwargs
@@ -22,11 +24,13 @@ class TrainingDiverged(UserError):
 
 @torch.no_grad()
 def evaluate_elbo(vae, x, batch_size=1000):
-    """Mean one-sample ELBO per data point of ``x`` and its terms (analytic KL where registered)."""
+    """Mean one-sample ELBO per data point of ``x`` and its terms (analytic KL where registered);
+    for a discrete latent (``vae.discrete_latent``) the exact ELBO, summed over the latent's values."""
     device = next(vae.parameters()).device
     totals = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    terms_of = enumerated_terms if vae.discrete_latent else lambda m, xb: elbo_terms(m.model, m.guide, xb)
     for start in range(0, len(x), batch_size):
-        terms = elbo_terms(vae.model, vae.guide, x[start : start + batch_size].to(device))
+        terms = terms_of(vae, x[start : start + batch_size].to(device))
         for k in totals:
             totals[k] += terms[k].double().sum().item()
     return {k: v / len(x) for k, v in totals.items()}
@@ -51,6 +55,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     :param lr_schedule: a :class:`~pyro_vae.inference.schedules.Schedule`; epoch e trains at
         ``lr_schedule.lr(e, lr)`` (None: ``lr`` throughout).
     :param eps: Adam's epsilon.
+    :param elbo: a Pyro ELBO, or :class:`~pyro_vae.inference.em.EM`, which runs one EM iteration on all
+        training rows per epoch (``batch_size`` is then ignored).
     :param beta, kl_warmup: weight the latent sites by ``kl_scale(epoch, beta, kl_warmup)`` (see
         :func:`~pyro_vae.inference.objectives.kl_scale`); ``train_loss`` is then that weighted
         objective, while the test ELBO stays the unweighted ELBO.
@@ -76,6 +82,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     else:
         state.seed(seed)
     num_data = data.num_train
+    if is_closed_form(elbo):  # EM: one iteration per epoch, on every training row at once
+        batch_size = num_data
     if uses_analytic_kl(elbo):  # Pyro samples an unregistered KL silently; say so, once per fit
         warn_sampled_kl(vae.model, vae.guide, data.served_sample(min(batch_size, num_data)).to(device),
                         num_data=num_data)

@@ -4,8 +4,9 @@ the deterministic autoencoders (a VAE with a point-mass code)."""
 from .autoencoders import Autoencoder, jacobian_frobenius_sq
 from .base import LatentModel, data_plate, latent_scale
 from .hierarchical import HierarchicalVAE
+from .mixture import MixtureModel
 from .nets import MLP
 from .vae import VAE
 
-__all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "VAE", "data_plate", "jacobian_frobenius_sq",
+__all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "MixtureModel", "VAE", "data_plate", "jacobian_frobenius_sq",
            "latent_scale"]

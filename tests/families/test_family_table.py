@@ -25,6 +25,7 @@ from pyro_vae.families.likelihoods import ContinuousBernoulli, Laplace, NormalHe
 from pyro_vae.inference.objectives import IWAE_ELBO, kl_scale, make_elbo
 from pyro_vae.inference.traces import elbo_terms, get_traces
 from pyro_vae.inference.train import fit
+from pyro_vae.models.mixture import GUIDES
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,10 @@ TRAIN_CASES = [
     ("vae2", "normal", "bernoulli", "diag", "trace", "binary"),
     ("vae2", "mog:3", "cbernoulli", "iaf:1", "iwae:3", "grey"),
     ("vae2", "normal", "normal-hetero", "full", "trace", "grey"),
+    ("mixture:3", "normal", "bernoulli", "exact", "em", "binary"),
+    ("mixture:3", "normal", "normal-hetero", "exact", "enum", "grey"),
+    ("mixture:3", "normal", "bernoulli", "categorical", "enum", "binary"),
+    ("mixture:3", "normal", "cbernoulli", "categorical", "trace", "grey"),
 ]
 
 ERROR_CASES = [
@@ -72,6 +77,15 @@ ERROR_CASES = [
     (dict(posterior="full:3"), "binary", r"full takes no argument"),
     (dict(likelihood="normal-hetero:0"), "grey", r"normal-hetero:FLOOR needs a positive"),
     (dict(likelihood="gamma"), "grey", r"choose one of bernoulli\|cbernoulli\|normal:SCALE"),
+    (dict(model="mixture:3", elbo="meanfield"), "binary", r"discrete latent, .* use elbo='enum'"),
+    (dict(model="mixture:3", elbo="iwae:2"), "binary", r"discrete latent"),
+    (dict(model="mixture:3", posterior="categorical", elbo="em"), "binary", r"em needs .* exact posterior"),
+    (dict(model="mixture:3", likelihood="laplace", elbo="em"), "grey", r"em needs .* closed-form M-step"),
+    (dict(model="mixture:3", posterior="full"), "binary", r"--posterior exact .* or categorical"),
+    (dict(model="mixture:3", prior="mog:2"), "binary", r"mixture:3 .* drop --prior"),
+    (dict(model="mixture:0"), "binary", r"mixture:K needs a positive int"),
+    (dict(elbo="em", num_particles=2), "binary", r"drop num_particles=2"),
+    (dict(elbo="enum:2"), "binary", r"enum takes no argument"),
 ]
 
 
@@ -97,6 +111,7 @@ def test_the_table_covers_every_family():
     """Every likelihood, posterior and objective; the VAE priors and models (autoencoder-only priors
     and models, which need a point-mass posterior, are tested with the autoencoders)."""
     models, prior_specs, *rest = [{spec.partition(":")[0] for spec in column} for column in zip(*TRAIN_CASES)]
+    rest[1] = rest[1] - set(GUIDES)  # the mixture's guides are not posterior families
     for names, registry in zip(rest, (likelihoods.REGISTRY, posteriors.REGISTRY, objectives.REGISTRY)):
         assert names == set(registry)
     assert {"vae", "vae2"} <= models <= set(MODELS) and {"normal", "mog", "vamp"} <= prior_specs <= set(priors.REGISTRY)
