@@ -23,7 +23,7 @@ from .errors import UserError
 from .families.likelihoods import (Bernoulli, ContinuousBernoulli, Laplace, Likelihood, Normal, NormalHeteroscedastic,
                                    NormalLearnedScale)
 from .families.noises import GaussianNoise, Masking, Noise
-from .families.posteriors import IAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
+from .families.posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
 from .inference.kl_audit import SampledKLWarning, kl_audit
 from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
@@ -52,4 +52,6 @@ __all__ = [
     "LatentModel", "Likelihood", "Noise", "Posterior", "Prior", "make_schedule",
     # mixture models with a discrete latent (EM, enumeration, the exact gap)
     "MixtureModel",
+    # the context-conditioned IAF of Kingma et al. (2016), spec iaf:N
+    "ContextIAF",
 ]

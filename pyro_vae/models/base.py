@@ -80,6 +80,12 @@ class LatentModel(nn.Module):
         A user's own posterior module that does not derive from ``Posterior`` counts as a density."""
         return isinstance(self.posterior, Posterior) and not self.posterior.has_density
 
+    @property
+    def cheap_posterior_density(self):
+        """q(z | x) scores a point it did not draw cheaply (see ``Posterior.cheap_density``); a user's
+        own posterior module that does not derive from ``Posterior`` counts as cheap."""
+        return not isinstance(self.posterior, Posterior) or self.posterior.cheap_density
+
     def prior_components(self):
         """The prior's Gaussian-mixture parts for figures (see ``Prior.components``), or None."""
         return self.prior.components() if isinstance(self.prior, Prior) else None

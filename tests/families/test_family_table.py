@@ -41,7 +41,8 @@ TRAIN_CASES = [
     ("vae", "mog:3", "bernoulli", "delta", "meanfield", "binary"),
     ("vae", "vamp:5", "bernoulli", "diag", "meanfield", "binary"),
     ("vae", "vamp:5", "bernoulli", "full", "trace", "binary"),
-    ("vae", "vamp:5", "cbernoulli", "iaf:2", "iwae:3", "grey"),
+    ("vae", "vamp:5", "cbernoulli", "iaf-shared:2", "iwae:3", "grey"),
+    ("vae", "normal", "cbernoulli", "iaf:2", "iwae:3", "grey"),
     ("vae", "vamp:5", "bernoulli", "lowrank:1", "jit-trace", "binary"),
     ("vae", "normal", "cbernoulli", "diag", "meanfield", "grey"),
     ("vae", "normal", "cbernoulli", "lowrank:2", "trace", "binary"),
@@ -77,6 +78,7 @@ ERROR_CASES = [
     (dict(posterior="full:3"), "binary", r"full takes no argument"),
     (dict(likelihood="normal-hetero:0"), "grey", r"normal-hetero:FLOOR needs a positive"),
     (dict(likelihood="gamma"), "grey", r"choose one of bernoulli\|cbernoulli\|normal:SCALE"),
+    (dict(prior="vamp:4", posterior="iaf:2"), "binary", r"vamp:4 .* pseudo-input\) pair; use iaf-shared:N"),
     (dict(model="mixture:3", elbo="meanfield"), "binary", r"discrete latent, .* use elbo='enum'"),
     (dict(model="mixture:3", elbo="iwae:2"), "binary", r"discrete latent"),
     (dict(model="mixture:3", posterior="categorical", elbo="em"), "binary", r"em needs .* exact posterior"),
@@ -147,7 +149,7 @@ def test_fit_with_vamp_cbernoulli_iaf_iwae_and_warmup(grey, tmp_path):
     """The issue's headline combination through ``fit``: finite history, test ELBO improves."""
     from pyro_vae.cli.runs import RunDir
 
-    config = _config(prior="vamp:5", likelihood="cbernoulli", posterior="iaf:2", elbo="iwae:3", binarize="none")
+    config = _config(prior="vamp:5", likelihood="cbernoulli", posterior="iaf-shared:2", elbo="iwae:3", binarize="none")
     vae = build_model(config, grey)
     run = RunDir(str(tmp_path / "run"))
     run.create(config)
