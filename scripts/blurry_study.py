@@ -9,9 +9,10 @@ optimiser and epochs, changing one thing each:
     (d) hetero    (a) with a learned-variance likelihood (normal-hetero: the decoder outputs sigma(z))
 
 and reports for each: the test ELBO (all test images), L_S and the gap L_S - ELBO on a subset (S
-importance samples), and two grids from z ~ p(z): decoder means E[x | z] and samples x ~ p(x | z),
-each with one sharpness number, the mean image-gradient magnitude relative to the test images'
-(:mod:`pyro_vae.diagnostics.sharpness`; 1 = as sharp as the data). The lecture's suspects: (1)
+importance samples), and three grids: decoder means E[x | z] for z ~ p(z), samples x ~ p(x | z) for
+the same z, and reconstructions E[x | z = mean of q(z | x)] of the test images, each with one
+sharpness number, the mean image-gradient magnitude relative to the test images'
+(:mod:`pyro_vae.diagnostics.sharpness`; 1 = as sharp as the data; images clipped to [0, 1] as shown). The lecture's suspects: (1)
 maximum likelihood itself, (2) the restricted families (posterior, prior, likelihood), (3) the
 lower bound (the gap). Writes ``OUT/blurry_study.json`` and ``OUT/blurry_study.png``.
 
@@ -36,7 +37,7 @@ from pyro_vae.diagnostics.sharpness import relative_sharpness
 from pyro_vae.diagnostics.tightness import dataset_statistics, summarise
 from pyro_vae.inference.kl_audit import SampledKLWarning
 from pyro_vae.inference.train import fit
-from pyro_vae.plots import image_rows_figure
+from pyro_vae.plots import image_panels_figure
 
 
 def variants(base_likelihood, vamp):
@@ -97,7 +98,9 @@ def run_variant(name, spec, args):
     x_bound = data.x_test[: args.bound_images]
     pyro.set_rng_seed(args.seed)
     bounds = summarise(dataset_statistics(vae.model, vae.guide, x_bound, args.num_samples), args.num_samples)
-    means, samples = grids(vae, args.grid, args.seed)
+    means, samples = (g.clamp(0, 1) for g in grids(vae, args.grid, args.seed))
+    reconstructions = torch.cat([vae.reconstruct(data.x_test[i : i + 500]) for i in range(0, len(data.x_test), 500)])
+    reconstructions = reconstructions.clamp(0, 1)
     shape = data.image_shape
     row = {"variant": name, "label": label, "prior": prior, "likelihood": likelihood, "posterior": posterior,
            "test_elbo": history[-1]["test_elbo"], "test_reconstruction": history[-1]["test_reconstruction"],
@@ -105,10 +108,12 @@ def run_variant(name, spec, args):
            "subset_elbo": bounds["elbo"], f"subset_L_{args.num_samples}": bounds["log_likelihood"],
            "gap": bounds["gap"], "gap_stderr": bounds["stderr"]["gap"], "khat_median": bounds["khat"]["median"],
            "sharpness_means": relative_sharpness(means, data.x_test, shape),
-           "sharpness_samples": relative_sharpness(samples.clamp(0, 1), data.x_test, shape),
+           "sharpness_samples": relative_sharpness(samples, data.x_test, shape),
+           "sharpness_reconstructions": relative_sharpness(reconstructions, data.x_test, shape),
+           "reconstruction_squared_error": ((reconstructions - data.x_test) ** 2).sum(-1).mean().item(),
            "seconds_per_epoch": statistics.median(r["seconds"] for r in history), "train_seconds": train_seconds,
            "num_parameters": sum(p.numel() for p in vae.parameters())}
-    return row, means, samples, data
+    return row, (means, samples, reconstructions), data
 
 
 def main(argv=None):
@@ -119,28 +124,32 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     specs = variants(args.likelihood, args.vamp)
-    rows, panels, data = [], {}, None
+    rows, data = [], None
+    kinds = ("decoder means E[x|z], z ~ p(z)", "samples x ~ p(x|z), same z", "reconstructions of test images")
+    panels = {kind: {} for kind in kinds}
     for name in args.only or list(specs):
-        row, means, samples, data = run_variant(name, specs[name], args)
+        row, images, data = run_variant(name, specs[name], args)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        panels[f"{name}: E[x|z]"] = means[:12]
-        panels[f"{name}: x ~ p(x|z)"] = samples[:12].clamp(0, 1)
-    panels = {"test images": data.x_test[:12], **panels}
-    title = (f"{args.dataset} (grey), {args.epochs} epochs each: decoder means and samples of p(x|z) for the same "
-             f"z ~ p(z)\nsharpness = mean image-gradient magnitude / the test images' (means | samples): "
-             + ", ".join(f"{r['variant']} {r['sharpness_means']:.2f} | {r['sharpness_samples']:.2f}" for r in rows))
-    save_png(image_rows_figure(panels, data.image_shape, title=title), os.path.join(args.out, "blurry_study.png"))
+        numbers = (row["sharpness_means"], row["sharpness_samples"], row["sharpness_reconstructions"])
+        for kind, grid, number in zip(kinds, images, numbers):
+            panels[kind][specs[name][0]] = (grid, f"sharpness {number:.2f}")
+    panels[kinds[0]] = {"test images": (data.x_test, "sharpness 1 (reference)"), **panels[kinds[0]]}
+    title = (f"{args.dataset}, grey, {args.epochs} epochs each; sharpness = mean image-gradient magnitude "
+             "relative to the test images'")
+    save_png(image_panels_figure(panels, data.image_shape, nrow=6, title=title),
+             os.path.join(args.out, "blurry_study.png"), dpi=110)
     atomic_write_json(os.path.join(args.out, "blurry_study.json"), json_safe({"settings": vars(args), "rows": rows}))
     s = args.num_samples
     print(f"\n{args.dataset} (binarize none), {args.epochs} epochs, {args.elbo}, seed {args.seed}; nats per test image")
-    print(f"| variant | test ELBO | ELBO ({rows[0]['bound_images']} imgs) | L_{s} | gap L_{s} - ELBO | "
-          "sharpness E[x|z] | sharpness x ~ p(x|z) | s/epoch |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| variant | test ELBO | KL | ELBO ({rows[0]['bound_images']} imgs) | L_{s} | gap L_{s} - ELBO | "
+          "sharpness E[x|z] | sharpness x ~ p(x|z) | sharpness recon. | recon. sq. error | s/epoch |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['label']} | {r['test_elbo']:.1f} | {r['subset_elbo']:.1f} | {r[f'subset_L_{s}']:.1f} | "
-              f"{r['gap']:.2f} (+- {r['gap_stderr']:.2f}) | {r['sharpness_means']:.3f} | {r['sharpness_samples']:.3f} | "
-              f"{r['seconds_per_epoch']:.2f} |")
+        print(f"| {r['label']} | {r['test_elbo']:.1f} | {r['test_kl']:.1f} | {r['subset_elbo']:.1f} | "
+              f"{r[f'subset_L_{s}']:.1f} | {r['gap']:.2f} (+- {r['gap_stderr']:.2f}) | {r['sharpness_means']:.3f} | "
+              f"{r['sharpness_samples']:.3f} | {r['sharpness_reconstructions']:.3f} | "
+              f"{r['reconstruction_squared_error']:.2f} | {r['seconds_per_epoch']:.2f} |")
     print(f"wrote {os.path.join(args.out, 'blurry_study.json')} and blurry_study.png")
 
 

@@ -170,6 +170,9 @@ def run_command(args):
         raise UserError("--seeds only applies to the training outcome; add --outcome-epochs N")
     set_threads(args.threads)
     loaded = load_run(args.dir)
+    if loaded.model.discrete_latent:  # meanfield needs a reparameterised guide; the mixture's KL is exact anyway
+        raise UserError(f"compare-kl compares meanfield with trace, and meanfield cannot train the discrete latent of "
+                        f"--model {loaded.config.model}; its KL and gap are exact sums: see pyro-vae evaluate {args.dir}")
     log = (lambda message: None) if args.quiet else print
     result = compare_kl(loaded, repeats=args.repeats, num_particles=args.num_particles,
                         batch_size=args.batch_size, kl_samples=args.kl_samples, kl_points=args.kl_points,

@@ -78,3 +78,10 @@ def test_context_iaf_trains_and_evaluates(tmp_path, capsys):
     code = main(["train", *FAST, "--posterior", "iaf:2", "--prior", "vamp:5", "--out", str(tmp_path / "v")])
     err = capsys.readouterr().err
     assert code == 2 and "use iaf-shared:N" in err
+
+
+def test_compare_kl_refuses_a_discrete_latent(tmp_path, capsys):
+    out = tmp_path / "m"
+    main(["train", *FAST, "--model", "mixture:2", "--epochs", "1", "--quiet", "--out", str(out)])
+    assert main(["compare-kl", str(out), "--quiet"]) == 2
+    assert "its KL and gap are exact sums" in capsys.readouterr().err
