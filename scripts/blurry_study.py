@@ -43,10 +43,10 @@ from pyro_vae.plots import image_panels_figure
 def variants(base_likelihood, vamp):
     """The four configurations: name -> (label, prior, likelihood, posterior)."""
     return {
-        "diag": ("(a) diagonal posterior", "normal", base_likelihood, "diag"),
-        "iaf": ("(b) context IAF posterior (iaf:2)", "normal", base_likelihood, "iaf:2"),
-        "vamp": (f"(c) VampPrior (vamp:{vamp})", f"vamp:{vamp}", base_likelihood, "diag"),
-        "hetero": ("(d) learned variance (normal-hetero)", "normal", "normal-hetero", "diag"),
+        "diag": ("(a) diag posterior", "normal", base_likelihood, "diag"),
+        "iaf": ("(b) iaf:2 posterior", "normal", base_likelihood, "iaf:2"),
+        "vamp": (f"(c) vamp:{vamp} prior", f"vamp:{vamp}", base_likelihood, "diag"),
+        "hetero": ("(d) normal-hetero lik.", "normal", "normal-hetero", "diag"),
     }
 
 
@@ -125,7 +125,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     specs = variants(args.likelihood, args.vamp)
     rows, data = [], None
-    kinds = ("decoder means E[x|z], z ~ p(z)", "samples x ~ p(x|z), same z", "reconstructions of test images")
+    kinds = ("E[x|z], z ~ p(z)", "x ~ p(x|z), same z", "E[x|z = E_q[z|x]]")
     panels = {kind: {} for kind in kinds}
     for name in args.only or list(specs):
         row, images, data = run_variant(name, specs[name], args)
@@ -135,6 +135,7 @@ def main(argv=None):
         for kind, grid, number in zip(kinds, images, numbers):
             panels[kind][specs[name][0]] = (grid, f"sharpness {number:.2f}")
     panels[kinds[0]] = {"test images": (data.x_test, "sharpness 1 (reference)"), **panels[kinds[0]]}
+    panels[kinds[2]] = {"test images": (data.x_test, "the inputs x"), **panels[kinds[2]]}
     title = (f"{args.dataset}, grey, {args.epochs} epochs each; sharpness = mean image-gradient magnitude "
              "relative to the test images'")
     save_png(image_panels_figure(panels, data.image_shape, nrow=6, title=title),

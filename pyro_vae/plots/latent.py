@@ -188,7 +188,7 @@ def image_panels_figure(panels, image_shape, nrow=6, title=None):
                           interpolation="nearest")
                 ax.set_title(caption, fontsize="small")
             else:
-                ax.set_axis_off()
+                ax.set_frame_on(False)  # an empty cell: blank, but it keeps its row label
             if i == 0:
                 ax.set_title(f"{col}\n{ax.get_title()}", fontsize="small")
             if j == 0:

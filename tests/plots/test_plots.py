@@ -131,7 +131,8 @@ def test_image_panels_figure_has_one_axis_per_cell_with_captions():
     fig = image_panels_figure(panels, (8, 8), nrow=6, title="t")
     axes = fig.axes
     assert len(axes) == 4 and axes[0].get_title() == "a\n0.50" and axes[1].get_title() == "b\n0.70"
-    assert axes[2].get_title() == "0.90" and not axes[3].axison  # an empty cell is blank
+    assert axes[2].get_title() == "0.90" and not axes[3].get_frame_on() and not axes[3].images  # an empty cell
+    assert axes[2].get_ylabel() == "samples"
     assert axes[0].get_ylabel() == "means" and axes[0].images[0].get_array().shape == (6 * 9 + 1, 6 * 9 + 1)
 
 
