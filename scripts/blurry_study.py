@@ -12,11 +12,11 @@ and reports for each: the test ELBO (all test images), L_S and the gap L_S - ELB
 importance samples), and three grids: decoder means E[x | z] for z ~ p(z), samples x ~ p(x | z) for
 the same z, and reconstructions E[x | z = mean of q(z | x)] of the test images, each with one
 sharpness number, the mean image-gradient magnitude relative to the test images'
-(:mod:`pyro_vae.diagnostics.sharpness`; 1 = as sharp as the data; images clipped to [0, 1] as shown). The lecture's suspects: (1)
-maximum likelihood itself, (2) the restricted families (posterior, prior, likelihood), (3) the
-lower bound (the gap). Writes ``OUT/blurry_study.json`` and ``OUT/blurry_study.png``.
+(:mod:`pyro_vae.diagnostics.sharpness`; 1 = as sharp as the data; images clipped to [0, 1] as shown).
+The lecture's suspects: (1) maximum likelihood itself, (2) the restricted families (posterior, prior,
+likelihood), (3) the lower bound (the gap). Writes ``OUT/blurry_study.json`` and ``OUT/blurry_study.png``.
 
-    nice -n 10 python scripts/blurry_study.py --threads 1 --out runs/blurry      # about 10 min on 2 busy cores
+    nice -n 10 python scripts/blurry_study.py --threads 1 --out runs/blurry      # about 13 min on 2 busy cores
     python scripts/blurry_study.py --quick --out /tmp/blurry                      # digits, seconds
 """
 

@@ -52,7 +52,8 @@ def test_programs_share_sites_and_enumerate():
     assert guide_trace.nodes["z"]["value"].shape == (5,) and guide_trace.nodes["z"]["value"].dtype == torch.int64
     assert model_trace.nodes["x"]["fn"].batch_shape == (5,)
     assert [f.name for f in model_trace.nodes["z"]["cond_indep_stack"]] == ["data"]
-    enumerated = poutine.trace(poutine.enum(pyro.infer.config_enumerate(mix.model), first_available_dim=-2)).get_trace(x)
+    enumerated_model = poutine.enum(pyro.infer.config_enumerate(mix.model), first_available_dim=-2)
+    enumerated = poutine.trace(enumerated_model).get_trace(x)
     assert enumerated.nodes["z"]["value"].shape == (4, 1) and enumerated.nodes["x"]["fn"].batch_shape == (4, 5)
 
 
