@@ -23,7 +23,7 @@ from .errors import UserError
 from .families.likelihoods import (Bernoulli, ContinuousBernoulli, Laplace, Likelihood, Normal, NormalHeteroscedastic,
                                    NormalLearnedScale)
 from .families.noises import GaussianNoise, Masking, Noise
-from .families.posteriors import IAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
+from .families.posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
 from .inference.kl_audit import SampledKLWarning, kl_audit
 from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
@@ -33,6 +33,7 @@ from .inference.train import evaluate_elbo, fit
 from .models.autoencoders import Autoencoder, jacobian_frobenius_sq
 from .models.base import LatentModel, data_plate
 from .models.hierarchical import HierarchicalVAE
+from .models.mixture import MixtureModel
 from .models.nets import MLP
 from .models.vae import VAE
 
@@ -49,4 +50,8 @@ __all__ = [
     "load_dataset", "make_elbo",
     # base classes that declare what a family or model can do; learning-rate schedules
     "LatentModel", "Likelihood", "Noise", "Posterior", "Prior", "make_schedule",
+    # mixture models with a discrete latent (EM, enumeration, the exact gap)
+    "MixtureModel",
+    # the context-conditioned IAF of Kingma et al. (2016), spec iaf:N
+    "ContextIAF",
 ]

@@ -9,7 +9,9 @@ import pytest
 
 import pyro_vae
 from pyro_vae import bounds
+from pyro_vae.diagnostics import exact_gap
 from pyro_vae.families import likelihoods, noises, posteriors, priors
+from pyro_vae.inference import em, enumeration
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(pyro_vae.__path__, "pyro_vae.")
                  if not m.name.endswith("__main__"))
@@ -37,6 +39,7 @@ def _family_classes():
 
 ENTRY_POINTS = [pyro_vae.VAE, pyro_vae.Autoencoder, pyro_vae.fit, pyro_vae.make_elbo, bounds.iwae, bounds.log_weights,
                 pyro_vae.dataset_statistics, pyro_vae.MLP] + _family_classes()
+ENTRY_POINTS += [pyro_vae.MixtureModel, em.EM, enumeration.EnumELBO, exact_gap.exact_statistics]
 
 
 @pytest.mark.parametrize("obj", ENTRY_POINTS, ids=lambda o: o.__qualname__)

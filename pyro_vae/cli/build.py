@@ -13,7 +13,9 @@ from ..families import likelihoods, noises, posteriors, priors
 from ..inference.objectives import check_model, make_elbo
 from ..inference.schedules import make_schedule
 from ..inference.train import fit
-from ..models import MLP, VAE, Autoencoder, HierarchicalVAE
+from ..models import MLP, VAE, Autoencoder, HierarchicalVAE, MixtureModel
+from ..models.mixture import GUIDES
+from .config import TrainConfig
 from .runs import RunDir
 
 
@@ -81,6 +83,28 @@ def _contractive_ae(config, data_dim):
     return build_autoencoder(config, data_dim, contraction=config.contraction)
 
 
+def build_mixture(config, data_dim, num_components):
+    """A mixture of ``num_components`` components of the ``--likelihood`` family; ``--posterior exact``
+    (the default) guides with the exact posterior, ``categorical`` with an MLP encoder of ``--hidden``."""
+    if config.prior != "normal":
+        raise UserError(f"--model mixture:{num_components} learns its own mixing weights as p(z); drop --prior")
+    if config.posterior == TrainConfig.posterior:  # the VAE default: the mixture's default guide
+        config.posterior = GUIDES[0]
+    if config.posterior not in GUIDES:
+        raise UserError(f"--model mixture:{num_components} has a discrete latent; use --posterior exact (Bayes' rule, "
+                        f"the default) or categorical (an amortised encoder), not {config.posterior!r}")
+    ctx = specs.Context(z_dim=num_components, data_dim=data_dim)
+    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
+    encoder = MLP(data_dim, list(config.hidden), num_components, config.activation) \
+        if config.posterior == "categorical" else None
+    return MixtureModel(num_components, likelihood, data_dim, encoder=encoder)
+
+
+def _mixture(arg, ctx):
+    num_components = specs.number_arg("mixture:K", arg, int)
+    return lambda config, data_dim: build_mixture(config, data_dim, num_components)
+
+
 def build_noise(spec, data_dim):
     return specs.build(noises.REGISTRY, spec, "noise", specs.Context(z_dim=0, data_dim=data_dim))
 
@@ -97,6 +121,9 @@ MODELS = {
                                    lambda arg, ctx: _contractive_ae),
     "vae2": specs.Choice("vae2", "two stochastic layers z1 -> z2 -> x (Burda et al. 2016)",
                          lambda arg, ctx: build_vae2),
+    "mixture": specs.Choice("mixture:K", "mixture of K components of the --likelihood family, discrete z; "
+                            "--posterior exact (default) or categorical; trained by --elbo em (default), enum or trace",
+                            _mixture),
 }
 
 
@@ -108,6 +135,7 @@ def build_model(config, data, local_rank=0):
     fix = "; binarize it (--binarize dynamic or static) or use --likelihood cbernoulli or normal:0.1"
     model.likelihood.check_data(data.served_sample(), fix=fix)
     model.likelihood.check_data(data.x_test, fix=fix)
+    model.init_from_data(data.served_sample())  # a mixture starts its components at training rows
     return model.to(device(config.device, local_rank))
 
 

@@ -10,6 +10,7 @@ import time
 import pyro
 
 from ..diagnostics.bounds import default_chunk_size
+from ..diagnostics.exact_gap import exact_report, exact_statistics, exact_verdict, format_exact
 from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
 from ..diagnostics.representations import report as code_report
 from ..diagnostics.tightness import dataset_statistics, format_table, summarise
@@ -38,6 +39,9 @@ def run_command(args):
         raise UserError(f"--local-opt-images {args.local_opt_images} exceeds the {len(x)} images evaluated; "
                         "lower it or raise --max-images")
     vae, steps = loaded.model, args.local_opt_steps or DEFAULT_STEPS
+    if vae.discrete_latent and args.local_opt_images:
+        raise UserError("--local-opt-images splits an estimated gap; a discrete latent's gap is exact "
+                        "(eval.json's 'exact' section): drop --local-opt-images")
     if vae.point_mass:  # a point mass: every draw is the same
         args.num_samples = 1
     x = x.to(next(vae.parameters()).device)
@@ -63,7 +67,10 @@ def run_command(args):
         bar.close()
         report.update(approximation_gap=gaps["approximation_gap"], amortization_gap=gaps["amortization_gap"],
                       inference_gap=gaps)
-    if args.representation:
+    if vae.discrete_latent:  # sums over z: exact log p(x), ELBO and gap beside the sampled ones
+        report["exact"] = exact_report(exact_statistics(vae, x, args.batch_size), report)
+        report["verdict"] = exact_verdict(report["exact"])
+    if args.representation and not vae.discrete_latent:  # the report reads a continuous code
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
                   dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
@@ -78,7 +85,9 @@ def run_command(args):
                                    f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
     if not args.quiet and report["elbo"] > 0:
         print(POSITIVE_ELBO_NOTE)
-    if not args.quiet and args.representation:
+    if not args.quiet and "exact" in report:
+        print(format_exact(report["exact"]))
+    if not args.quiet and "reconstruction_error" in report:
         print(format_code_report(report))
     if loaded.model.corruption is not None:
         save_png(stamp(run_reconstructions_figure(loaded, args.seed), f"checkpoint of epoch {loaded.epoch}"),

@@ -39,6 +39,17 @@ def run_figures(loaded, grid_size=15, num_images=10, seed=0):
             figures["samples.png"] = image_grid_figure(model.sample(5 * num_images), data.image_shape, nrow=num_images,
                                                        title="decoder means of z ~ p(z)")
 
+    if model.discrete_latent:  # a mixture: its components are the picture; there is no continuous code to walk
+        with torch.no_grad():
+            log_prior = model.latent_log_prior()
+            order = log_prior.argsort(descending=True)[: 10 * num_images]
+            means = model.decode(torch.eye(len(log_prior), device=device)[order])  # one-hot codes: component means
+        figures["components.png"] = image_grid_figure(means, data.image_shape, nrow=num_images,
+                                                      title="component means, by decreasing weight")
+        reason = "a discrete latent has no continuous code (see components.png)"
+        skipped.update({f: reason for f in ("interpolations.png", "latent_scatter.png", "latent_manifold.png")})
+        return figures, skipped
+
     codes = compute_codes(model, x_test)  # (N, Z) posterior means, or an autoencoder's codes
     if len(x_test) >= 2 * min(num_images, 5):
         pairs = min(num_images, 5)

@@ -66,7 +66,8 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
             sums[name] = sums[name] + terms[name].double().expand(k, batch).sum(0)
         for site in sample_sites(guide_trace, observed=False):
             z = site["value"].double().reshape(k, batch, -1)  # (k, B, U)
-            means[site["name"]] = means.get(site["name"], 0.0) + z.sum(0)
+            if torch.is_floating_point(site["value"]):  # a discrete latent (integer values) has no code mean
+                means[site["name"]] = means.get(site["name"], 0.0) + z.sum(0)
             ref = first.setdefault(site["name"], z[:1])  # the very first draw
             spread = torch.maximum(spread, (z - ref).abs().amax(dim=(0, 2)))
             if isinstance(site["fn"], dist.Delta):  # a point mass, even if its input is random

@@ -16,8 +16,8 @@ import pyro.distributions as dist
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pyro.distributions.transforms import AffineAutoregressive
-from pyro.nn import AutoRegressiveNN
+from pyro.distributions.transforms import AffineAutoregressive, ConditionalAffineAutoregressive
+from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch.distributions import Independent, LowRankMultivariateNormal, MultivariateNormal, register_kl
 
 from ..errors import check_int, check_positive
@@ -34,6 +34,12 @@ class Posterior(nn.Module):
     #: False for a point mass: its ``log_prob`` is 0 at its value, not a density, so importance
     #: weights, the VampPrior and IWAE objectives cannot use it.
     has_density = True
+
+    #: Scoring a point the family did not draw costs about one network pass per (point, input) pair.
+    #: False for a flow conditioned on the encoder (:class:`ContextIAF`): its inverse takes Z
+    #: sequential passes per pair, so the VampPrior (q(z | u_k) at every pseudo-input for every z)
+    #: would need one inverse per (data point, pseudo-input) pair.
+    cheap_density = True
 
     def num_params(self, z_dim):
         """Encoder outputs this family reads for a latent of dimension ``z_dim``."""
@@ -155,7 +161,8 @@ class FullNormal(Posterior):
 
 
 class IAF(Posterior):
-    """Inverse autoregressive flow (Kingma et al. 2016) on a diagonal Normal:
+    """Inverse autoregressive flow on a diagonal Normal, one flow shared by all data points (spec
+    ``iaf-shared:N``; the paper's context-conditioned form is :class:`ContextIAF`, ``iaf:N``):
     ``z = f_N o ... o f_1(z_0)``, ``z_0 ~ N(mu(x), diag sigma(x)^2)``.
 
     Each ``f_i`` is Pyro's :class:`~pyro.distributions.transforms.AffineAutoregressive`,
@@ -209,6 +216,77 @@ class IAF(Posterior):
         return z
 
 
+class ContextIAF(Posterior):
+    """Inverse autoregressive flow as in Kingma et al. (2016, sec. 4 and fig. 2), spec ``iaf:N``: the
+    encoder emits a context h(x) beside the base Normal's parameters, and every autoregressive step
+    reads it::
+
+        z_0 ~ N(mu(x), diag sigma(x)^2),    z_t = m_t(z_{t-1}, h) + exp(s_t(z_{t-1}, h)) * z_{t-1}
+        log q(z_N | x) = log N(z_0; mu, sigma^2) - sum_t sum_i s_t,i(z_{t-1}, h)
+
+    Each step is Pyro's :class:`~pyro.distributions.transforms.ConditionalAffineAutoregressive` on a
+    :class:`~pyro.nn.ConditionalAutoRegressiveNN` (MADE whose hidden units also see h), hidden
+    ``[3 Z + 1]``, the variable order reversed between steps. The last layer of every MADE starts at
+    zero, so each step starts as the identity and q as a :class:`DiagonalNormal`.
+
+    Encoder output ``(B, 2 Z + C)``: ``mu``, ``rho`` (as :class:`DiagonalNormal`), then h ``(B, C)``
+    (``context_dim`` C, default Z). ``log_prob`` of the flow's own sample is exact and cheap (Pyro's
+    transform cache); a point it did not draw needs the inverse, Z sequential passes for each
+    (point, context) pair (``cheap_density = False``: the VampPrior refuses it; use
+    :class:`IAF`, whose flow is shared, there).
+
+    Example::
+
+        >>> family = ContextIAF(3, num_flows=2)
+        >>> out = torch.randn(5, family.num_params(3))  # (B, 2 Z + C): mu, rho, context
+        >>> z = family(out).rsample()  # the steps start as the identity: q is DiagonalNormal's
+        >>> bool(torch.allclose(family(out).log_prob(z), DiagonalNormal()(out[:, :6]).log_prob(z), atol=1e-6))
+        True
+    """
+
+    cheap_density = False
+
+    def __init__(self, z_dim, num_flows, context_dim=None, hidden_dims=None, min_scale=1e-5):
+        super().__init__()
+        self.z_dim = check_int("z_dim", z_dim)
+        check_int("num_flows", num_flows)
+        self.context_dim = check_int("context_dim", context_dim if context_dim is not None else z_dim)
+        self.base = DiagonalNormal(min_scale)
+        hidden_dims = list(hidden_dims or [3 * z_dim + 1])
+        identity, reverse = torch.arange(z_dim), torch.arange(z_dim - 1, -1, -1)
+        flows = []
+        for i in range(num_flows):
+            arn = ConditionalAutoRegressiveNN(z_dim, self.context_dim, hidden_dims,
+                                              permutation=identity if i % 2 == 0 else reverse)
+            nn.init.zeros_(arn.layers[-1].weight)
+            nn.init.zeros_(arn.layers[-1].bias)
+            flows.append(ConditionalAffineAutoregressive(arn))
+        self.flows = nn.ModuleList(flows)
+
+    def num_params(self, z_dim):
+        return self.base.num_params(z_dim) + self.context_dim
+
+    def split(self, out):
+        """``(base output (B, 2 Z), context h (B, C))``."""
+        return out[..., : 2 * self.z_dim], out[..., 2 * self.z_dim :]
+
+    def transforms(self, context):
+        """The N steps conditioned on ``context`` ``(B, C)``: :class:`AffineAutoregressive` transforms."""
+        return [flow.condition(context) for flow in self.flows]
+
+    def forward(self, out):
+        base_out, context = self.split(out)
+        return dist.TransformedDistribution(self.base(base_out), self.transforms(context))
+
+    def mean(self, out):
+        """The flow applied to the base mean, ``f(mu(x); h(x))`` (a point summary, as :class:`IAF`'s)."""
+        base_out, context = self.split(out)
+        z = self.base.mean(base_out)
+        for transform in self.transforms(context):
+            z = transform(z)
+        return z
+
+
 class Delta(Posterior):
     """q(z|x) = delta(z - f(x)): a point mass at the encoder's output, for deterministic autoencoders.
 
@@ -259,8 +337,11 @@ REGISTRY = {
                       lambda arg, ctx: LowRankNormal(number_arg("lowrank:R", arg, int))),
     "full": Choice("full", "full-covariance Normal from a Cholesky factor",
                    lambda arg, ctx: no_arg("full", arg) or FullNormal()),
-    "iaf": Choice("iaf:N", "N inverse autoregressive flows on a diagonal Normal",
-                  lambda arg, ctx: IAF(ctx.z_dim, number_arg("iaf:N", arg, int))),
+    "iaf": Choice("iaf:N", "N inverse autoregressive flows on a diagonal Normal, each conditioned on a "
+                  "context from the encoder (Kingma et al. 2016)",
+                  lambda arg, ctx: ContextIAF(ctx.z_dim, number_arg("iaf:N", arg, int))),
     "delta": Choice("delta", "point mass at the encoder output (deterministic autoencoder)",
                     lambda arg, ctx: no_arg("delta", arg) or Delta()),
+    "iaf-shared": Choice("iaf-shared:N", "N inverse autoregressive flows shared by all data points (no context)",
+                         lambda arg, ctx: IAF(ctx.z_dim, number_arg("iaf-shared:N", arg, int))),
 }

@@ -131,7 +131,8 @@ class VampPrior(Prior):
         """Use ``model.posterior_at(x) -> q(z | x)`` (a distribution, batch (B,), event (Z,)).
 
         Refuses a model without q(z | x) for the latent this prior is over
-        (``model.amortizes_prior_latent`` is False) and a point-mass posterior (``model.point_mass``).
+        (``model.amortizes_prior_latent`` is False), a point-mass posterior (``model.point_mass``) and
+        one that scores foreign points only at great cost (``model.cheap_posterior_density`` False).
         """
         if not model.amortizes_prior_latent:
             raise UserError(f"vamp:{self.num_components} is a mixture of q(z | u_k), but "
@@ -140,7 +141,12 @@ class VampPrior(Prior):
         if model.point_mass:
             raise UserError(f"vamp:{self.num_components} is a mixture of q(z | u_k) and the "
                             f"{type(model.posterior).__name__.lower()} posterior has no density; "
-                            "use the diag, lowrank:R, full or iaf:N posterior")
+                            "use the diag, lowrank:R, full or iaf-shared:N posterior")
+        if not model.cheap_posterior_density:
+            raise UserError(f"vamp:{self.num_components} scores every z under q(z | u_k) at each pseudo-input; the "
+                            f"{type(model.posterior).__name__} posterior conditions its flow on the encoder, so that "
+                            "needs the flow's inverse (Z sequential passes) for every (data point, pseudo-input) pair; "
+                            "use iaf-shared:N (one flow for all points) or the diag, lowrank:R or full posterior")
         object.__setattr__(self, "_posterior_at", model.posterior_at)  # a plain reference, not a submodule
 
     def pseudo_data(self):

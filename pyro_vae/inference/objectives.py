@@ -6,6 +6,8 @@
 ``jit-trace``      JitTrace_ELBO.
 ``jit-meanfield``  JitTraceMeanField_ELBO with Pyro 1.9.2's recompilation bug worked around.
 ``iwae:K``         :class:`IWAE_ELBO`: the importance-weighted bound with K vectorised particles.
+``enum``           :class:`~pyro_vae.inference.enumeration.EnumELBO`: TraceEnum_ELBO, discrete latents summed out.
+``em[:PSEUDO]``    :class:`~pyro_vae.inference.em.EM`: closed-form EM iterations (mixture models).
 
 Beta-VAE and KL warm-up (:func:`kl_scale`) are not objectives of their own: the model scales its
 latent sites, in model and guide, by ``poutine.scale`` when ``fit`` passes ``kl_scale=...``, so every
@@ -29,6 +31,8 @@ from pyro.util import warn_if_nan
 
 from ..errors import UserError, check_int, check_positive
 from ..specs import Choice, build, no_arg, number_arg
+from .em import EM
+from .enumeration import EnumELBO
 
 
 @contextlib.contextmanager
@@ -175,6 +179,13 @@ def _iwae(arg, ctx):
     return IWAE_ELBO(num_particles=k, max_plate_nesting=ctx.max_plate_nesting)
 
 
+def _em(arg, ctx):
+    if ctx.num_particles != 1:
+        raise UserError(f"em sums over the latent exactly; drop num_particles={ctx.num_particles}",
+                        param="num_particles")
+    return EM(number_arg("em:PSEUDO", arg, default=0.0))
+
+
 @dataclass(frozen=True)
 class ElboContext:
     num_particles: int  # vectorised particles (iwae:K sets its own)
@@ -190,6 +201,10 @@ REGISTRY = {
                             _pyro_elbo(CachedJitTraceMeanField_ELBO, "jit-meanfield", jit=True)),
     "iwae": Choice("iwae:K", "importance-weighted bound, K particles (IWAE_ELBO: per-point log-mean-exp, "
                    "then the N/B scale)", _iwae),
+    "enum": Choice("enum", "TraceEnum_ELBO: discrete latents summed out exactly (mixture:K)",
+                   _pyro_elbo(EnumELBO, "enum")),
+    "em": Choice("em[:PSEUDO]", "EM, closed-form E and M steps on all training rows (mixture:K); PSEUDO: "
+                 "pseudo-count of the data mean per component (default 0)", _em),
 }
 
 
@@ -215,6 +230,8 @@ def check_model(elbo, model, name=None):
 
     - ``iwae:K`` with a point-mass posterior (``model.point_mass``): its K
       samples are equal and ``log q`` is no density.
+    - ``meanfield`` or ``iwae:K`` with a discrete latent (no reparameterised draw); ``em`` with a
+      model EM cannot fit (``model.supports_em``).
     - ``meanfield`` with a guide that samples its latents in another order than the model (the
       model declares ``mean_field_guide = False``): Pyro's per-site analytic KL would then pair
       q(z2 | x) with p(z2 | z1) at a z1 drawn after z2 and be biased (Pyro only warns).
@@ -225,6 +242,14 @@ def check_model(elbo, model, name=None):
         raise UserError(f"iwae:{elbo.num_particles} weights samples of q(z|x), but the "
                         f"{type(model.posterior).__name__.lower()} posterior is a point mass (equal samples, no "
                         "density); use elbo='trace' or elbo='meanfield'", param="elbo")
+    if model.discrete_latent and isinstance(elbo, (TraceMeanField_ELBO, IWAE_ELBO)):
+        raise UserError(f"{name or type(model).__name__} has a discrete latent, which has no reparameterised draw "
+                        "for meanfield or iwae:K; use elbo='enum' (exact sums over z), elbo='trace' (score "
+                        "function) or elbo='em'", param="elbo")
+    if isinstance(elbo, EM) and not model.supports_em:
+        raise UserError(f"em needs a model with a discrete latent, its exact posterior as guide and a likelihood "
+                        f"with a closed-form M-step (bernoulli, normal:SCALE, normal-hetero); "
+                        f"{name or type(model).__name__} has not; use elbo='enum'", param="elbo")
     if isinstance(elbo, TraceMeanField_ELBO) and not model.mean_field_guide:
         raise UserError(f"{name or type(model).__name__} has a guide that samples its latents in another order "
                         "than its model, so meanfield's analytic KL would be biased; use elbo='trace' (or "

@@ -10,6 +10,8 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from .distributed import SINGLE
+from .em import is_closed_form
+from .enumeration import enumerated_terms
 from .kl_audit import uses_analytic_kl, warn_sampled_kl
 from .objectives import is_jit
 from .step import SVIStep
@@ -23,7 +25,8 @@ class TrainingDiverged(UserError):
 
 @torch.no_grad()
 def evaluate_elbo(vae, x, batch_size=1000, distributed=SINGLE):
-    """Mean one-sample ELBO per data point of ``x`` and its terms (analytic KL where registered).
+    """Mean one-sample ELBO per data point of ``x`` and its terms (analytic KL where registered);
+    for a discrete latent (``vae.discrete_latent``) the exact ELBO, summed over the latent's values.
 
     With several processes each scores its contiguous share of the rows and the sums are combined,
     so every rank returns the same numbers."""
@@ -32,8 +35,9 @@ def evaluate_elbo(vae, x, batch_size=1000, distributed=SINGLE):
     mine = x[distributed.rank * per_rank : (distributed.rank + 1) * per_rank]
     keys = ("elbo", "reconstruction", "kl")
     totals = [0.0] * len(keys)
+    terms_of = enumerated_terms if vae.discrete_latent else lambda m, xb: elbo_terms(m.model, m.guide, xb)
     for start in range(0, len(mine), batch_size):
-        terms = elbo_terms(vae.model, vae.guide, mine[start : start + batch_size].to(device))
+        terms = terms_of(vae, mine[start : start + batch_size].to(device))
         totals = [t + terms[k].double().sum().item() for t, k in zip(totals, keys)]
     return {k: v / len(x) for k, v in zip(keys, distributed.sum(totals))}
 
@@ -57,6 +61,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     :param lr_schedule: a :class:`~pyro_vae.inference.schedules.Schedule`; epoch e trains at
         ``lr_schedule.lr(e, lr)`` (None: ``lr`` throughout).
     :param eps: Adam's epsilon.
+    :param elbo: a Pyro ELBO, or :class:`~pyro_vae.inference.em.EM`, which runs one EM iteration on all
+        training rows per epoch (``batch_size`` is then ignored).
     :param beta, kl_warmup: weight the latent sites by ``kl_scale(epoch, beta, kl_warmup)`` (see
         :func:`~pyro_vae.inference.objectives.kl_scale`); ``train_loss`` is then that weighted
         objective, while the test ELBO stays the unweighted ELBO.
@@ -91,6 +97,11 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         state.seed(seed, distributed)
         distributed.broadcast_parameters(vae)
     num_data = data.num_train
+    if is_closed_form(elbo):  # EM: one iteration per epoch, on every training row at once
+        if distributed.active:
+            raise UserError("em runs in one process: its M-step needs every training row's posterior at once; "
+                            "train it without torchrun", param="elbo")
+        batch_size = num_data
     if uses_analytic_kl(elbo) and distributed.is_main:  # Pyro samples an unregistered KL silently; say so
         warn_sampled_kl(vae.model, vae.guide, data.served_sample(min(batch_size, num_data)).to(device),
                         num_data=num_data)

@@ -1,11 +1,12 @@
 """Models as Pyro programs: networks, the :class:`LatentModel` base, the VAE, the two-layer VAE and
-the deterministic autoencoders (a VAE with a point-mass code)."""
+the deterministic autoencoders (a VAE with a point-mass code), and the mixture model (a discrete latent)."""
 
 from .autoencoders import Autoencoder, jacobian_frobenius_sq
 from .base import LatentModel, data_plate, latent_scale
 from .hierarchical import HierarchicalVAE
+from .mixture import MixtureModel
 from .nets import MLP
 from .vae import VAE
 
-__all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "VAE", "data_plate", "jacobian_frobenius_sq",
-           "latent_scale"]
+__all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "MixtureModel", "VAE", "data_plate",
+           "jacobian_frobenius_sq", "latent_scale"]

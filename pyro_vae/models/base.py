@@ -61,11 +61,30 @@ class LatentModel(nn.Module):
     #: (the VampPrior needs it).
     amortizes_prior_latent = False
 
+    #: The latent takes finitely many values k = 1..K (a mixture's component), so log p(x) and the
+    #: ELBO are exact sums over them (:meth:`log_joint_table`, :meth:`guide_table`,
+    #: :meth:`latent_log_prior`) and the gap KL(q || p(z | x)) is known. Its code is E_q[one_hot(z)];
+    #: it has no reparameterised draw (``meanfield`` and ``iwae:K`` cannot train it) and no
+    #: continuous code for the representation report or the 2-d manifold.
+    discrete_latent = False
+
+    #: EM can fit the model: discrete latent, exact posterior as guide, closed-form M-step (:meth:`m_step`).
+    supports_em = False
+
+    #: The objective to train with when none is given (None: the command line's default).
+    default_elbo = None
+
     @property
     def point_mass(self):
         """The guide's code is a point mass: its posterior family declares no density (``Delta``).
         A user's own posterior module that does not derive from ``Posterior`` counts as a density."""
         return isinstance(self.posterior, Posterior) and not self.posterior.has_density
+
+    @property
+    def cheap_posterior_density(self):
+        """q(z | x) scores a point it did not draw cheaply (see ``Posterior.cheap_density``); a user's
+        own posterior module that does not derive from ``Posterior`` counts as cheap."""
+        return not isinstance(self.posterior, Posterior) or self.posterior.cheap_density
 
     def prior_components(self):
         """The prior's Gaussian-mixture parts for figures (see ``Prior.components``), or None."""
@@ -86,6 +105,28 @@ class LatentModel(nn.Module):
         """q(z | x) of the latent the prior is over: batch ``(B,)``, event ``(Z,)``. Only for models
         with ``amortizes_prior_latent``."""
         raise NotImplementedError(f"{type(self).__name__} has no q(z | x) for its prior's latent")
+
+    def log_joint_table(self, x):
+        """``log p(x_n, z = k)`` for every value k of a discrete latent, ``(B, K)``; only for
+        models with ``discrete_latent``."""
+        raise NotImplementedError(f"{type(self).__name__} has no discrete latent to sum over")
+
+    def guide_table(self, x):
+        """``log q(z = k | x_n)``, ``(B, K)``; only for models with ``discrete_latent``."""
+        raise NotImplementedError(f"{type(self).__name__} has no discrete latent to sum over")
+
+    def latent_log_prior(self):
+        """``log p(z = k)``, ``(K,)``; only for models with ``discrete_latent``."""
+        raise NotImplementedError(f"{type(self).__name__} has no discrete latent to sum over")
+
+    def m_step(self, x, responsibilities, smoothing=0.0):
+        """EM's closed-form M-step given the E-step's ``responsibilities`` ``(N, K)``; only for
+        models with ``supports_em``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form M-step")
+
+    def init_from_data(self, x):
+        """Called once by the command line's builder with training rows ``x``: a model may start its
+        parameters from data (a mixture's components at random rows). Default: nothing."""
 
     def grid_prior(self):
         """The distribution over the decoder's input whose marginal quantiles span the 2-d manifold's

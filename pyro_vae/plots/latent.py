@@ -169,6 +169,35 @@ def image_grid_figure(images, image_shape, nrow=10, title=None):
     return fig
 
 
+def image_panels_figure(panels, image_shape, nrow=6, title=None):
+    """A table of image grids: ``panels`` is ``{row label: {column label: (images (N, D), caption)}}``,
+    each cell a grid of ``nrow`` images per row with its caption above (e.g. one column per model,
+    one row per kind of image)."""
+    rows = list(panels)
+    cols = list(dict.fromkeys(c for r in rows for c in panels[r]))
+    fig = Figure(figsize=(0.25 * nrow * len(cols) + 1.6, 0.25 * nrow * len(rows) + 1.2), layout="constrained")
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, col in enumerate(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col in panels[row]:
+                images, caption = panels[row][col]
+                ax.imshow(_grid_image(images[: nrow * nrow], image_shape, nrow), cmap="gray", vmin=0, vmax=1,
+                          interpolation="nearest")
+                ax.set_title(caption, fontsize="small")
+            else:
+                ax.set_frame_on(False)  # an empty cell: blank, but it keeps its row label
+            if i == 0:
+                ax.set_title(f"{col}\n{ax.get_title()}", fontsize="small")
+            if j == 0:
+                ax.set_ylabel(row, fontsize="small")
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    return fig
+
+
 def interpolate(z_start, z_end, steps):
     """Linear paths between codes: ``(P, Z)`` and ``(P, Z)`` -> ``(P, steps, Z)``, ends included."""
     t = torch.linspace(0, 1, steps, dtype=z_start.dtype, device=z_start.device)[None, :, None]  # (1, T, 1)

@@ -25,6 +25,7 @@ from pyro_vae.families.likelihoods import ContinuousBernoulli, Laplace, NormalHe
 from pyro_vae.inference.objectives import IWAE_ELBO, kl_scale, make_elbo
 from pyro_vae.inference.traces import elbo_terms, get_traces
 from pyro_vae.inference.train import fit
+from pyro_vae.models.mixture import GUIDES
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ TRAIN_CASES = [
     ("vae", "mog:3", "bernoulli", "delta", "meanfield", "binary"),
     ("vae", "vamp:5", "bernoulli", "diag", "meanfield", "binary"),
     ("vae", "vamp:5", "bernoulli", "full", "trace", "binary"),
-    ("vae", "vamp:5", "cbernoulli", "iaf:2", "iwae:3", "grey"),
+    ("vae", "vamp:5", "cbernoulli", "iaf-shared:2", "iwae:3", "grey"),
+    ("vae", "normal", "cbernoulli", "iaf:2", "iwae:3", "grey"),
     ("vae", "vamp:5", "bernoulli", "lowrank:1", "jit-trace", "binary"),
     ("vae", "normal", "cbernoulli", "diag", "meanfield", "grey"),
     ("vae", "normal", "cbernoulli", "lowrank:2", "trace", "binary"),
@@ -54,6 +56,10 @@ TRAIN_CASES = [
     ("vae2", "normal", "bernoulli", "diag", "trace", "binary"),
     ("vae2", "mog:3", "cbernoulli", "iaf:1", "iwae:3", "grey"),
     ("vae2", "normal", "normal-hetero", "full", "trace", "grey"),
+    ("mixture:3", "normal", "bernoulli", "exact", "em", "binary"),
+    ("mixture:3", "normal", "normal-hetero", "exact", "enum", "grey"),
+    ("mixture:3", "normal", "bernoulli", "categorical", "enum", "binary"),
+    ("mixture:3", "normal", "cbernoulli", "categorical", "trace", "grey"),
 ]
 
 ERROR_CASES = [
@@ -72,6 +78,16 @@ ERROR_CASES = [
     (dict(posterior="full:3"), "binary", r"full takes no argument"),
     (dict(likelihood="normal-hetero:0"), "grey", r"normal-hetero:FLOOR needs a positive"),
     (dict(likelihood="gamma"), "grey", r"choose one of bernoulli\|cbernoulli\|normal:SCALE"),
+    (dict(prior="vamp:4", posterior="iaf:2"), "binary", r"vamp:4 .* pseudo-input\) pair; use iaf-shared:N"),
+    (dict(model="mixture:3", elbo="meanfield"), "binary", r"discrete latent, .* use elbo='enum'"),
+    (dict(model="mixture:3", elbo="iwae:2"), "binary", r"discrete latent"),
+    (dict(model="mixture:3", posterior="categorical", elbo="em"), "binary", r"em needs .* exact posterior"),
+    (dict(model="mixture:3", likelihood="laplace", elbo="em"), "grey", r"em needs .* closed-form M-step"),
+    (dict(model="mixture:3", posterior="full"), "binary", r"--posterior exact .* or categorical"),
+    (dict(model="mixture:3", prior="mog:2"), "binary", r"mixture:3 .* drop --prior"),
+    (dict(model="mixture:0"), "binary", r"mixture:K needs a positive int"),
+    (dict(elbo="em", num_particles=2), "binary", r"drop num_particles=2"),
+    (dict(elbo="enum:2"), "binary", r"enum takes no argument"),
 ]
 
 
@@ -97,6 +113,7 @@ def test_the_table_covers_every_family():
     """Every likelihood, posterior and objective; the VAE priors and models (autoencoder-only priors
     and models, which need a point-mass posterior, are tested with the autoencoders)."""
     models, prior_specs, *rest = [{spec.partition(":")[0] for spec in column} for column in zip(*TRAIN_CASES)]
+    rest[1] = rest[1] - set(GUIDES)  # the mixture's guides are not posterior families
     for names, registry in zip(rest, (likelihoods.REGISTRY, posteriors.REGISTRY, objectives.REGISTRY)):
         assert names == set(registry)
     assert {"vae", "vae2"} <= models <= set(MODELS) and {"normal", "mog", "vamp"} <= prior_specs <= set(priors.REGISTRY)
@@ -132,7 +149,7 @@ def test_fit_with_vamp_cbernoulli_iaf_iwae_and_warmup(grey, tmp_path):
     """The issue's headline combination through ``fit``: finite history, test ELBO improves."""
     from pyro_vae.cli.runs import RunDir
 
-    config = _config(prior="vamp:5", likelihood="cbernoulli", posterior="iaf:2", elbo="iwae:3", binarize="none")
+    config = _config(prior="vamp:5", likelihood="cbernoulli", posterior="iaf-shared:2", elbo="iwae:3", binarize="none")
     vae = build_model(config, grey)
     run = RunDir(str(tmp_path / "run"))
     run.create(config)

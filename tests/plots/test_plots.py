@@ -123,6 +123,19 @@ def test_image_figures_have_one_grid_per_row(tmp_path):
     assert image_count(fig) == 3
 
 
+def test_image_panels_figure_has_one_axis_per_cell_with_captions():
+    from pyro_vae.plots import image_panels_figure
+
+    panels = {"means": {"a": (torch.rand(40, 64), "0.50"), "b": (torch.rand(9, 64), "0.70")},
+              "samples": {"a": (torch.rand(40, 64), "0.90")}}
+    fig = image_panels_figure(panels, (8, 8), nrow=6, title="t")
+    axes = fig.axes
+    assert len(axes) == 4 and axes[0].get_title() == "a\n0.50" and axes[1].get_title() == "b\n0.70"
+    assert axes[2].get_title() == "0.90" and not axes[3].get_frame_on() and not axes[3].images  # an empty cell
+    assert axes[2].get_ylabel() == "samples"
+    assert axes[0].get_ylabel() == "means" and axes[0].images[0].get_array().shape == (6 * 9 + 1, 6 * 9 + 1)
+
+
 def test_interpolation_ends_at_both_codes(tmp_path):
     a, b = torch.randn(3, 4), torch.randn(3, 4)
     path = interpolate(a, b, steps=5)  # (3, 5, 4)
