@@ -90,14 +90,12 @@ def _train(args, given, run, config, job):
     data = build_data(config)
     pyro.set_rng_seed(config.seed)
     vae = build_model(config, data, local_rank=job.local_rank)
-    if "elbo" not in given and not vae.mean_field_guide:
-        config.elbo = "trace"  # the default meanfield would be refused for this guide
-        if not quiet:
-            print(f"--model {config.model}: its guide is not mean-field, training with --elbo trace")
-    if "elbo" not in given and not args.resume and vae.default_elbo is not None:
-        config.elbo = vae.default_elbo  # e.g. a mixture: em where EM applies, else enum
-        if not args.quiet:
-            print(f"--model {config.model}: training with --elbo {config.elbo}")
+    if "elbo" not in given and not args.resume:  # a resumed run keeps the objective in its config
+        default = vae.default_elbo or (None if vae.mean_field_guide else "trace")
+        if default is not None:  # e.g. a mixture: em or enum; vae2: meanfield would be refused for its guide
+            config.elbo = default
+            if not quiet:
+                print(f"--model {config.model}: training with --elbo {config.elbo}")
     elbo = build_elbo(config, vae)
     if state is not None:  # a config edited to another model is refused before config.json is rewritten
         TrainState(vae, config.lr, config.betas, config.adam_eps).load(vae, state, config.lr, config.betas,

@@ -67,6 +67,8 @@ class EM:
         (True, 6.93)
     """
 
+    num_particles = 1  # one pass over the rows per step, as a one-particle ELBO (for memory estimates)
+
     def __init__(self, smoothing=0.0):
         if smoothing < 0:
             raise UserError(f"smoothing must be 0 or a positive number, got {smoothing!r}", param="smoothing")
