@@ -25,6 +25,7 @@ from .families.likelihoods import (Bernoulli, ContinuousBernoulli, Laplace, Like
 from .families.noises import GaussianNoise, Masking, Noise
 from .families.posteriors import IAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
+from .inference.estimators import IWAE_DReG_ELBO, STL_ELBO
 from .inference.kl_audit import SampledKLWarning, kl_audit
 from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
 from .inference.schedules import make_schedule
@@ -49,4 +50,6 @@ __all__ = [
     "load_dataset", "make_elbo",
     # base classes that declare what a family or model can do; learning-rate schedules
     "LatentModel", "Likelihood", "Noise", "Posterior", "Prior", "make_schedule",
+    # path-derivative gradient estimators (issue 14)
+    "IWAE_DReG_ELBO", "STL_ELBO",
 ]

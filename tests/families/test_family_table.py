@@ -54,6 +54,9 @@ TRAIN_CASES = [
     ("vae2", "normal", "bernoulli", "diag", "trace", "binary"),
     ("vae2", "mog:3", "cbernoulli", "iaf:1", "iwae:3", "grey"),
     ("vae2", "normal", "normal-hetero", "full", "trace", "grey"),
+    ("vae", "vamp:5", "bernoulli", "iaf:2", "stl", "binary"),
+    ("vae2", "mog:3", "bernoulli", "lowrank:1", "iwae-dreg:3", "binary"),
+    ("vae", "normal", "bernoulli", "full", "iwae-dreg:4", "binary"),
 ]
 
 ERROR_CASES = [
@@ -64,6 +67,7 @@ ERROR_CASES = [
     (dict(model="vae2", elbo="jit-meanfield"), "binary", r"--model vae2 .* another order"),
     (dict(model="vae2", prior="vamp:4", elbo="trace"), "binary", r"vamp:4 .* no q\(z \| x\)"),
     (dict(elbo="iwae:3", num_particles=2), "binary", r"drop num_particles=2"),
+    (dict(posterior="delta", elbo="iwae-dreg:3"), "binary", r"iwae-dreg:3 .* point mass"),
     (dict(elbo="iwae"), "binary", r"iwae:K needs its argument"),
     (dict(elbo="meanfield:2"), "binary", r"meanfield takes no argument"),
     (dict(prior="mog:0"), "binary", r"mog:K needs a positive int"),
