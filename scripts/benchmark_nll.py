@@ -47,8 +47,15 @@ MODELS = {
     "vae2": ("VAE, 2 stoch. layers", ["--model", "vae2", "--latent-dim", "100", "--elbo", "trace"], 85.33, None),
     "iwae50-2": ("IWAE k=50, 2 layers", ["--model", "vae2", "--latent-dim", "100", "--elbo", "iwae:50"],
                  82.90, None),
+    # gradient estimators (issue 14): the same bounds, other gradients
+    "trace": ("VAE, trace (sampled KL)", ["--elbo", "trace"], None, None),
+    "stl": ("VAE, stl (path derivative)", ["--elbo", "stl"], None, None),
+    "iwae5-dreg": ("IWAE-DReG k=5", ["--elbo", "iwae-dreg:5"], None, None),
+    "iwae50-dreg": ("IWAE-DReG k=50", ["--elbo", "iwae-dreg:50"], None, None),
 }
-TRAIN_K = {"iwae5": 5, "iwae50": 50, "iwae50-2": 50}  # k of the bound each model is trained on (else 1)
+TRAIN_K = {"iwae5": 5, "iwae50": 50, "iwae50-2": 50,  # k of the bound each model is trained on (else 1)
+           "iwae5-dreg": 5, "iwae50-dreg": 50}
+ESTIMATOR_MODELS = "trace,stl,iwae5,iwae5-dreg,iwae50,iwae50-dreg"  # --models for the estimator comparison
 DEFAULT_MODELS = "vae,iwae5,iwae50,mog,iaf,vae2,vamp"
 
 
@@ -57,6 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--data", choices=sorted(DATA), default="dynamic",
                    help="dynamic: mnist.npz binarised afresh per minibatch (60k/10k); static: Larochelle's "
                         "binarized_mnist.npz (50k train, test 10k)")
+    p.add_argument("--data-root", help="folder holding mnist.npz / binarized_mnist.npz (default ../shared/data "
+                   "beside the checkout)")
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, of {','.join(MODELS)}")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training set, the same for every model")
     p.add_argument("--batch-size", type=int, default=128)
@@ -82,6 +91,8 @@ def parse_args(argv=None):
 
 def train_flags(args, name):
     spec, binarize = DATA[args.data]
+    if args.data_root:  # the same file name in another folder
+        spec = "npz:" + os.path.join(args.data_root, os.path.basename(spec[4:]))
     flags = ["--dataset", spec, "--binarize", binarize, *ARCH, *MODELS[name][1],
              "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed),
              "--device", args.device]

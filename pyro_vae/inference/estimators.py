@@ -35,6 +35,7 @@ Limits: guide parameters that are not Pyro parameters (a module the guide never 
 """
 
 import contextlib
+import copy
 import math
 import warnings
 
@@ -45,6 +46,7 @@ from pyro.infer import Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 from pyro.poutine.util import prune_subsample_sites, site_is_subsample
 from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
+from torch.distributions import Distribution
 
 from ..errors import UserError
 from .objectives import IWAE_ELBO, subsample_scale
@@ -69,14 +71,36 @@ def frozen(params):
             p.requires_grad_(flag)
 
 
-def stopped_traces(model, guide, args, kwargs, objective, max_plate_nesting, weights=None):
+def detached(fn):
+    """A copy of the distribution ``fn`` with its tensors detached (nested distributions too), or None
+    when it holds anything else, such as a flow's transforms and their modules."""
+    copied = copy.copy(fn)
+    for key, value in vars(fn).items():
+        if isinstance(value, torch.Tensor):
+            copied.__dict__[key] = value.detach()
+        elif isinstance(value, Distribution):
+            copied.__dict__[key] = detached(value)
+            if copied.__dict__[key] is None:
+                return None
+        elif not isinstance(value, (bool, int, float, str, torch.Size, type(None))):
+            return None
+    return copied
+
+
+def stopped_traces(model, guide, args, kwargs, objective, max_plate_nesting, weights=None, replay=None):
     """Draw from ``guide``, then score its draws with its parameters stopped; replay ``model`` on them.
 
     Like Pyro's ``get_importance_trace``: returns ``(model_trace, guide_trace)`` with subsample sites
     pruned, ``log_prob`` computed for the model and ``score_parts`` for the guide, checked under
-    Pyro's validation. But the guide trace is a replay of the guide at copies (``clone()``) of its
-    own draws, run *and scored* with every Pyro parameter its first run recorded frozen (log-densities
-    of a flow are computed lazily, so scoring must happen inside the freeze too).
+    Pyro's validation. But each latent site of the guide trace holds a copy (``clone()``) of the
+    draw, scored by its distribution with the guide's parameters stopped:
+
+    - in general (``replay`` True) the guide is replayed at the copies, run *and scored* with every
+      Pyro parameter its first run recorded frozen (a flow computes its log-density when asked, so
+      scoring must happen inside the freeze too);
+    - with a single latent site whose distribution holds only tensors (``diag``, ``lowrank:R``,
+      ``full``), the same is had for less: that distribution with its tensors detached
+      (:func:`detached`), which saves the guide's second run. ``replay=None`` picks this when it applies.
 
     :param str objective: the objective's spec, for error messages.
     :param dict weights: when given, the gradient reaching each copy is multiplied by
@@ -84,7 +108,7 @@ def stopped_traces(model, guide, args, kwargs, objective, max_plate_nesting, wei
         computing the weights and before ``backward`` (DReG's second ``w~``).
     """
     guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-    replay = poutine.Trace()  # the draws to replay: copies, same values and gradient paths
+    copies = {}  # the draws to score: copies, same values and gradient paths
     for name, site in guide_trace.nodes.items():
         if site["type"] != "sample" or site_is_subsample(site):
             continue
@@ -98,13 +122,24 @@ def stopped_traces(model, guide, args, kwargs, objective, max_plate_nesting, wei
         value = site["value"].clone()  # (..., B, Z)
         if weights is not None and value.requires_grad:
             value.register_hook(_weighted(weights, value.dim() - site["fn"].event_dim))
-        replay.add_node(name, **dict(site, value=value))
-    store = dict(pyro.get_param_store().named_parameters())
-    params = [store[name] for name, site in guide_trace.nodes.items() if site["type"] == "param" and name in store]
-    with frozen(params):
-        guide_trace = poutine.trace(poutine.replay(guide, trace=replay)).get_trace(*args, **kwargs)
+        copies[name] = value
+    fn = detached(guide_trace.nodes[next(iter(copies))]["fn"]) if len(copies) == 1 and not replay else None
+    if fn is not None:
+        name, site = next(iter(copies)), guide_trace.nodes[next(iter(copies))]
+        guide_trace = guide_trace.copy()
+        guide_trace.nodes[name] = dict(site, value=copies[name], fn=fn)
         scored = prune_subsample_sites(guide_trace)
-        scored.compute_score_parts()  # log q(z|x) at the stopped parameters
+        scored.compute_score_parts()
+    else:
+        store = dict(pyro.get_param_store().named_parameters())
+        params = [store[n] for n, site in guide_trace.nodes.items() if site["type"] == "param" and n in store]
+        draws = poutine.Trace()
+        for name, value in copies.items():
+            draws.add_node(name, **dict(guide_trace.nodes[name], value=value))
+        with frozen(params):
+            guide_trace = poutine.trace(poutine.replay(guide, trace=draws)).get_trace(*args, **kwargs)
+            scored = prune_subsample_sites(guide_trace)
+            scored.compute_score_parts()  # log q(z|x) at the stopped parameters
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     if is_validation_enabled():
         check_model_guide_match(model_trace, guide_trace, max_plate_nesting)
@@ -174,6 +209,7 @@ class IWAE_DReG_ELBO(IWAE_ELBO):
     """
 
     name = "iwae-dreg"
+    weighted_latents = False  # the DReG identity needs w = p / q (checked again at every call)
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         model, guide = self._vectorized_num_particles(model), self._vectorized_num_particles(guide)
@@ -198,7 +234,6 @@ class IWAE_DReG_ELBO(IWAE_ELBO):
             if site["type"] == "sample" and not site["is_observed"]:
                 extra = site["scale"] / subsample_scale(site)
                 if not math.isclose(float(extra), 1.0, rel_tol=1e-6):
-                    raise UserError(f"{self.spec} needs log w = log p - log q unweighted, but site "
-                                    f"{site['name']!r} has a KL weight of {float(extra):g}; drop beta and "
-                                    f"kl_warmup, or use elbo='iwae:{self.num_particles}'",
-                                    param=("beta", "kl_warmup"))
+                    raise UserError(f"{self.spec} needs the weights p / q without a KL weight, but site "
+                                    f"{site['name']!r} has one of {float(extra):g}; use beta=1 and kl_warmup=0, "
+                                    f"or elbo='iwae:{self.num_particles}'", param=("beta", "kl_warmup", "elbo"))

@@ -111,6 +111,8 @@ class IWAE_ELBO(RenyiELBO):
     """
 
     name = "iwae"  # the objective's spec is name:K
+    #: A KL weight (beta, warm-up: ``poutine.scale`` on the latent sites) may stay inside the weights.
+    weighted_latents = True
 
     def __init__(self, num_particles=2, max_plate_nesting=1):
         super().__init__(alpha=0, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
@@ -240,8 +242,9 @@ def make_elbo(name="trace", num_particles=1, max_plate_nesting=1):
     return build(REGISTRY, name, "objective", ElboContext(num_particles, max_plate_nesting))
 
 
-def check_model(elbo, model, name=None):
-    """Raise a one-line :class:`UserError` when ``elbo`` cannot train ``model`` as intended.
+def check_model(elbo, model, name=None, beta=1.0, kl_warmup=0):
+    """Raise a one-line :class:`UserError` when ``elbo`` cannot train ``model`` as intended
+    (with KL weight ``beta`` and warm-up ``kl_warmup``, as ``fit`` takes them).
 
     - ``iwae:K`` with a point-mass posterior (``model.point_mass``): its K
       samples are equal and ``log q`` is no density.
@@ -249,8 +252,13 @@ def check_model(elbo, model, name=None):
       model declares ``mean_field_guide = False``): Pyro's per-site analytic KL would then pair
       q(z2 | x) with p(z2 | z1) at a z1 drawn after z2 and be biased (Pyro only warns).
 
+    - ``iwae-dreg:K`` with a KL weight: its gradient identity needs the weights p / q unweighted.
+
     :param model: a :class:`~pyro_vae.models.base.LatentModel`.
     """
+    if isinstance(elbo, IWAE_ELBO) and not elbo.weighted_latents and (beta != 1.0 or kl_warmup):
+        raise UserError(f"{elbo.spec} needs the weights p / q without a KL weight; use beta=1 and kl_warmup=0, "
+                        f"or elbo='iwae:{elbo.num_particles}'", param=("beta", "kl_warmup", "elbo"))
     if isinstance(elbo, IWAE_ELBO) and model.point_mass:
         raise UserError(f"{elbo.spec} weights samples of q(z|x), but the "
                         f"{type(model.posterior).__name__.lower()} posterior is a point mass (equal samples, no "

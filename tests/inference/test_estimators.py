@@ -31,6 +31,7 @@ from pyro_vae import IAF, VAE, DiagonalNormal, FullNormal, LowRankNormal, Normal
 from pyro_vae.diagnostics.kl_study import gradient_variance
 from pyro_vae.inference import estimators
 from pyro_vae.inference.estimators import IWAE_DReG_ELBO, STL_ELBO
+from pyro_vae.inference.objectives import check_model
 
 
 def _linear(weight, bias):
@@ -342,9 +343,13 @@ def test_stl_under_a_kl_weight_is_trace_s_gradient_in_the_mean(digits):
 
 def test_dreg_refuses_a_kl_weight_and_both_refuse_non_reparameterised_sites(digits):
     vae, x = small_vae(), digits.x_train[:4]
-    with pytest.raises(UserError, match=r"iwae-dreg:3 .* KL weight of 0.5; drop beta and kl_warmup") as e:
+    with pytest.raises(UserError, match=r"iwae-dreg:3 .* KL weight, but site 'z' has one of 0.5; use beta=1 and "
+                       r"kl_warmup=0, or elbo='iwae:3'") as e:
         make_elbo("iwae-dreg:3").differentiable_loss(vae.model, vae.guide, x, kl_scale=0.5)
-    assert set(e.value.params()) == {"beta", "kl_warmup"}
+    assert set(e.value.params()) == {"beta", "kl_warmup", "elbo"}
+    with pytest.raises(UserError, match=r"use beta=1 and kl_warmup=0, or elbo='iwae:3'"):  # before training
+        check_model(make_elbo("iwae-dreg:3"), vae, kl_warmup=5)
+    check_model(make_elbo("iwae:3"), vae, beta=0.5)  # the standard estimator takes weighted latents
 
     def model(x):
         with pyro.plate("data", x.shape[0]):
@@ -379,3 +384,27 @@ def test_frozen_restores_flags_even_on_error():
             assert not a.requires_grad
             raise RuntimeError
     assert a.requires_grad and not b.requires_grad
+
+
+@pytest.mark.parametrize("family", ["diag", "lowrank:1", "full", "iaf"])
+def test_the_detached_copy_shortcut_gives_the_replay_s_gradients(family):
+    """One latent site with a plain distribution: detaching its tensors stops phi as replaying the
+    guide with frozen parameters does (a flow holds modules: it is always replayed)."""
+    lg = LinearGaussian(z_dim=2, data_dim=3, weight=torch.tensor([[1.0, 0.3], [0.2, -0.8], [0.5, 0.5]]))
+    vae, x = perturb(exact_vae(lg, family if family != "iaf" else "diag")), lg.sample_x(4)
+    if family == "iaf":
+        vae = VAE(vae.encoder, vae.decoder, prior=vae.prior, likelihood=vae.likelihood,
+                  posterior=IAF(2, 1, min_scale=MIN_SCALE)).float()
+        x = x.float()
+    fn = vae.posterior_at(x)
+    assert (estimators.detached(fn) is None) == (family == "iaf")
+    grads = []
+    for replay in (None, True):
+        pyro.set_rng_seed(3)
+        plate = pyro.plate("particles", 3, dim=-2)  # around each program, inside the replay (as Pyro's ELBOs do)
+        model_trace, guide_trace = estimators.stopped_traces(plate(vae.model), plate(vae.guide), (x,), {}, "stl", 2,
+                                                             replay=replay)
+        loss = guide_trace.log_prob_sum() - model_trace.log_prob_sum()
+        grads.append(_grads(vae, loss))
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], rtol=1e-6, atol=1e-6), name
