@@ -41,7 +41,7 @@ def estimator_study(vae, x, estimators=("trace", "meanfield", "stl", "iwae:5", "
 
     Example::
 
-        >>> import pyro_vae as pv
+        >>> import torch, pyro_vae as pv
         >>> vae = pv.VAE(pv.MLP(6, [8], 4), pv.MLP(2, [8], 6), z_dim=2)
         >>> x = torch.bernoulli(torch.full((4, 6), 0.5))
         >>> study = estimator_study(vae, x, ["trace", "stl"], repeats=5)

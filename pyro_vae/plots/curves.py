@@ -60,12 +60,12 @@ def gradient_snr_figure(curve, title="Gradient signal-to-noise ratio against K")
     groups.sort(key=lambda g: (g != "encoder", g != "decoder"))  # encoder, decoder, then the rest
     fig = Figure(figsize=(3.6 * max(len(groups), 1) + 0.4, 3.6), layout="constrained")
     axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
-    styles = {"iwae": ("tab:blue", "o"), "iwae-dreg": ("tab:orange", "s")}
-    for ax, group in zip(axes, groups):
+    styles = {"iwae": ("tab:blue", "o", 3.5), "iwae-dreg": ("tab:orange", "s", 1.5)}  # wide under narrow: the
+    for ax, group in zip(axes, groups):  # decoder curves coincide (paired draws, the same decoder gradient)
         for i, name in enumerate(names):
-            color, marker = styles.get(name, (f"C{i + 2}", "^"))
+            color, marker, width = styles.get(name, (f"C{i + 2}", "^", 1.5))
             values = [v if v is not None and v > 0 else float("nan") for v in curve["snr"][name][group]]
-            ax.plot(ks, values, marker=marker, color=color, label=f"{name}:K")
+            ax.plot(ks, values, marker=marker, color=color, linewidth=width, label=f"{name}:K")
         first = next((v for v in curve["snr"][names[0]][group] if v), None) if names else None
         if first and len(ks) > 1:  # reference slopes through the first point
             for power, style in ((-0.5, ":"), (0.5, "--")):
