@@ -25,8 +25,11 @@ the base sample it drew and returns it when asked to invert its own output, and 
 depends on phi directly; the copy is another tensor, so the flow inverts it afresh with frozen
 parameters (for Pyro's ``AffineAutoregressive``, Z sequential passes of its MADE per flow: the price
 of STL and DReG with IAF). And the scoring inside the freeze: a flow's log-density is computed when
-asked, not when the distribution is built. DReG multiplies the gradient reaching each copy by
-``w~_k`` with a tensor hook; the other ``w~_k`` comes from differentiating the log-mean-exp.
+asked, not when the distribution is built. A guide with a single latent site whose distribution
+holds only tensors (``diag``, ``lowrank:R``, ``full``) takes a cheaper route to the same gradient:
+that distribution with its tensors detached (:func:`detached`), no second run. DReG multiplies the
+gradient reaching each copy by ``w~_k`` with a tensor hook; the other ``w~_k`` comes from
+differentiating the log-mean-exp.
 
 Limits: guide parameters that are not Pyro parameters (a module the guide never registers with
 ``pyro.module``) are not stopped, so their score term stays (still unbiased); a guide site without
