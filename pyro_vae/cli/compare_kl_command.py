@@ -28,7 +28,7 @@ import pyro
 import torch
 
 from ..diagnostics.bounds import iwae
-from ..diagnostics.estimator_study import estimator_study, snr_curve
+from ..diagnostics.estimator_study import check_estimators, estimator_study, snr_curve
 from ..diagnostics.kl_study import estimator_variance, kl_check, summarize_kl_check
 from ..errors import UserError, check_int
 from ..inference.kl_audit import kl_audit, latent_order
@@ -67,6 +67,9 @@ def compare_kl(loaded, repeats=100, num_particles=(1, 4), batch_size=128, kl_sam
     check_int("kl_points", kl_points)
     for p in num_particles:
         check_int("num_particles", p)
+    check_estimators(estimators)  # bad specs fail now, not after the KL check
+    for k in snr_k:
+        check_int("snr_k", k)
     log = log or (lambda message: None)
     vae, data = loaded.model, loaded.data
     device = next(vae.parameters()).device

@@ -28,6 +28,15 @@ def snr_floor(repeats):
     return math.sqrt(2 / math.pi) / math.sqrt(check_int("repeats", repeats, least=2))
 
 
+def check_estimators(estimators):
+    """Build each spec once (a bad one is a one-line :class:`UserError`); JIT objectives are refused."""
+    for spec in estimators:
+        if is_jit(make_elbo(spec)):
+            raise UserError(f"estimators takes objectives without JIT (compiled ones see one draw shape); "
+                            f"use {spec[4:]!r} instead of {spec!r}", param="estimators")
+    return list(estimators)
+
+
 def estimator_study(vae, x, estimators=("trace", "meanfield", "stl", "iwae:5", "iwae-dreg:5"), repeats=100, seed=0,
                     groups=None, known=None):
     """:func:`gradient_variance` of each objective spec on the fixed batch ``x``, paired by seed.
@@ -50,14 +59,11 @@ def estimator_study(vae, x, estimators=("trace", "meanfield", "stl", "iwae:5", "
     """
     groups = parameter_groups(vae) if groups is None else groups
     results, skipped = {}, {}
-    for spec in estimators:
+    for spec in check_estimators(estimators):
         if known and spec in known:
             results[spec] = known[spec]
             continue
         elbo = make_elbo(spec)
-        if is_jit(elbo):
-            raise UserError(f"estimators takes objectives without JIT (compiled ones see one draw shape); "
-                            f"use {spec[4:]!r} instead of {spec!r}", param="estimators")
         try:
             check_model(elbo, vae)
         except UserError as e:
