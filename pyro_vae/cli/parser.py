@@ -94,7 +94,8 @@ def _run_dir_parser(sub, name, module, quiet_help, **kwargs):
 
 def add_compare_kl_parser(sub):
     p = _run_dir_parser(sub, "compare-kl", "compare_kl_command", quiet_help="print only the path of the written file",
-                        help="sampled against analytic KL on a trained run: audit, KL check, variance",
+                        help="sampled against analytic KL on a trained run: audit, KL check, variance; "
+                        "gradient estimators (stl, iwae-dreg:K) and their SNR against K",
                         description="Compare Trace_ELBO (sampled KL) with TraceMeanField_ELBO (analytic KL where "
                         "registered) on the run in DIR: which latent sites get an analytic KL, Monte-Carlo KL "
                         "against it (z-scores), and the variance of the ELBO and of its gradient per parameter "
