@@ -13,7 +13,8 @@ the last:
               seeds: final test ELBO, IWAE log-likelihood, seconds per epoch, and the test-ELBO curve
               of every epoch.
 ``estimators`` the same measurement, one particle, for every objective of ``--estimators`` (any of
-              ``trace``, ``meanfield``, ``stl``, ``iwae:K``, ``iwae-dreg:K``; :mod:`pyro_vae.diagnostics.estimator_study`).
+              ``trace``, ``meanfield``, ``stl``, ``iwae:K``, ``iwae-dreg:K``;
+              :mod:`pyro_vae.diagnostics.estimator_study`).
 ``snr_curve`` the gradient SNR per parameter group of ``iwae:K`` and ``iwae-dreg:K`` for K in ``--snr-k``
               (Rainforth et al. 2018), on the first ``--snr-batch-size`` rows of the fixed batch.
 """
@@ -157,7 +158,8 @@ def snr_table(curve):
              f"(noise floor {curve['snr_floor']:.3f}):",
              f"{'K':>6}" + "".join(f"{f'{n}:K {g}':>22}" for g in groups for n in curve["objectives"])]
     for i, k in enumerate(curve["ks"]):
-        lines.append(f"{k:>6}" + "".join(f"{curve['snr'][n][g][i]:>22.3f}" for g in groups for n in curve["objectives"]))
+        lines.append(f"{k:>6}" + "".join(f"{curve['snr'][n][g][i]:>22.3f}"
+                                         for g in groups for n in curve["objectives"]))
     return "\n".join(lines)
 
 

@@ -178,8 +178,9 @@ def gradient_variance(model, guide, x, elbo, groups, repeats=100, seed=0):
     :returns: ``{"elbo": {mean, variance, se, variance_per_point}, "groups": {name: {num_params,
         total_variance, mean_grad_norm, norm_of_mean_grad, snr, snr_median}}}``. ``total_variance`` sums
         the per-coordinate variances (the expected squared distance of one estimate from the mean);
-        ``snr`` averages ``|mean| / sd`` over coordinates, ``snr_median`` is their median. ``variance_per_point`` is ``B`` times the
-        variance of the batch mean: the average single-point variance, as the points' draws are independent.
+        ``snr`` averages ``|mean| / sd`` over coordinates, ``snr_median`` is their median.
+        ``variance_per_point`` is ``B`` times the variance of the batch mean: the average single-point
+        variance, as the points' draws are independent.
     """
     repeats = check_int("repeats", repeats, least=2)
     names = list(groups)

@@ -8,4 +8,5 @@ from .traces import elbo_terms, get_traces
 from .train import TrainingDiverged, evaluate_elbo, fit
 
 __all__ = ["Burda", "Constant", "Cosine", "IWAE_DReG_ELBO", "IWAE_ELBO", "STL_ELBO", "SampledKLWarning", "Schedule",
-           "TrainingDiverged", "elbo_terms", "evaluate_elbo", "fit", "get_traces", "kl_audit", "kl_scale", "make_elbo", "make_schedule"]
+           "TrainingDiverged", "elbo_terms", "evaluate_elbo", "fit", "get_traces", "kl_audit", "kl_scale", "make_elbo",
+           "make_schedule"]

@@ -31,7 +31,7 @@ that distribution with its tensors detached (:func:`detached`), no second run. D
 gradient reaching each copy by ``w~_k`` with a tensor hook; the other ``w~_k`` comes from
 differentiating the log-mean-exp.
 
-Limits: guide parameters that are not Pyro parameters (a module the guide never registers with
+Limits: on the replay route, guide parameters that are not Pyro parameters (a module the guide never registers with
 ``pyro.module``) are not stopped, so their score term stays (still unbiased); a guide site without
 ``rsample`` or a ``pyro.factor`` in the guide is refused. DReG also refuses latent sites weighted by
 ``poutine.scale`` (beta, KL warm-up): its identity assumes the weights are ``p / q``.

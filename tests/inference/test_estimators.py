@@ -429,7 +429,8 @@ def test_dreg_is_tucker_et_al_s_formula_written_by_hand(digits):
     decoder = dict(vae.decoder.named_parameters())
     g_enc = torch.autograd.grad(-(w**2 * log_w).sum(), list(encoder.values()), retain_graph=True)
     g_dec = torch.autograd.grad(-(w * log_w).sum(), list(decoder.values()))
-    expected = {**{f"encoder.{n}": g for n, g in zip(encoder, g_enc)}, **{f"decoder.{n}": g for n, g in zip(decoder, g_dec)}}
+    expected = {**{f"encoder.{n}": g for n, g in zip(encoder, g_enc)},
+                **{f"decoder.{n}": g for n, g in zip(decoder, g_dec)}}
     assert set(expected) == set(got)
     for name, g in expected.items():
         assert torch.allclose(got[name], g, rtol=1e-4, atol=1e-5), name
