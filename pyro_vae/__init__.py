@@ -25,6 +25,7 @@ from .families.likelihoods import (Bernoulli, ContinuousBernoulli, Laplace, Like
 from .families.noises import GaussianNoise, Masking, Noise
 from .families.posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
+from .inference.estimators import IWAE_DReG_ELBO, STL_ELBO
 from .inference.kl_audit import SampledKLWarning, kl_audit
 from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
 from .inference.schedules import make_schedule
@@ -54,4 +55,6 @@ __all__ = [
     "MixtureModel",
     # the context-conditioned IAF of Kingma et al. (2016), spec iaf:N
     "ContextIAF",
+    # path-derivative gradient estimators (issue 14)
+    "IWAE_DReG_ELBO", "STL_ELBO",
 ]

@@ -47,8 +47,15 @@ MODELS = {
     "vae2": ("VAE, 2 stoch. layers", ["--model", "vae2", "--latent-dim", "100", "--elbo", "trace"], 85.33, None),
     "iwae50-2": ("IWAE k=50, 2 layers", ["--model", "vae2", "--latent-dim", "100", "--elbo", "iwae:50"],
                  82.90, None),
+    # gradient estimators (issue 14): the same bounds, other gradients
+    "trace": ("VAE, trace (sampled KL)", ["--elbo", "trace"], None, None),
+    "stl": ("VAE, stl (path derivative)", ["--elbo", "stl"], None, None),
+    "iwae5-dreg": ("IWAE-DReG k=5", ["--elbo", "iwae-dreg:5"], None, None),
+    "iwae50-dreg": ("IWAE-DReG k=50", ["--elbo", "iwae-dreg:50"], None, None),
 }
-TRAIN_K = {"iwae5": 5, "iwae50": 50, "iwae50-2": 50}  # k of the bound each model is trained on (else 1)
+TRAIN_K = {"iwae5": 5, "iwae50": 50, "iwae50-2": 50,  # k of the bound each model is trained on (else 1)
+           "iwae5-dreg": 5, "iwae50-dreg": 50}
+ESTIMATOR_MODELS = "trace,stl,iwae5,iwae5-dreg,iwae50,iwae50-dreg"  # --models for the estimator comparison
 DEFAULT_MODELS = "vae,iwae5,iwae50,mog,iaf,vae2,vamp"
 
 
@@ -57,6 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--data", choices=sorted(DATA), default="dynamic",
                    help="dynamic: mnist.npz binarised afresh per minibatch (60k/10k); static: Larochelle's "
                         "binarized_mnist.npz (50k train, test 10k)")
+    p.add_argument("--data-root", help="folder holding mnist.npz / binarized_mnist.npz (default ../shared/data "
+                   "beside the checkout)")
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, of {','.join(MODELS)}")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training set, the same for every model")
     p.add_argument("--batch-size", type=int, default=128)
@@ -82,6 +91,8 @@ def parse_args(argv=None):
 
 def train_flags(args, name):
     spec, binarize = DATA[args.data]
+    if args.data_root:  # the same file name in another folder
+        spec = "npz:" + os.path.join(args.data_root, os.path.basename(spec[4:]))
     flags = ["--dataset", spec, "--binarize", binarize, *ARCH, *MODELS[name][1],
              "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed),
              "--device", args.device]
@@ -216,6 +227,22 @@ def own_gap(r):
     return f"{r['log_likelihood'] - curve[k]:.2f} (k={k})" if k in curve else ""
 
 
+ESTIMATOR_PAIRS = [("stl", "trace"), ("iwae5-dreg", "iwae5"), ("iwae50-dreg", "iwae50"), ("stl", "vae")]
+
+
+def estimator_pairs(reports):
+    """Markdown rows: NLL, ELBO and active units of each gradient estimator against the standard one
+    trained on the same bound, the NLL difference paired over the same test images."""
+    by_name = {r["model"]: r for r in reports}
+    lines = ["| pair | NLL difference (paired se) | ELBO (subset) | active units |", "| --- | ---: | ---: | ---: |"]
+    for a, b in ESTIMATOR_PAIRS:
+        if a in by_name and b in by_name:
+            ra, rb = by_name[a], by_name[b]
+            lines.append(f"| {MODELS[a][0]} - {MODELS[b][0]} | {paired(rb, ra)} | {ra['elbo']:.2f} vs {rb['elbo']:.2f} | "
+                         f"{ra['active_units']} vs {rb['active_units']} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def tabulate(args, reports):
     """Markdown tables: results beside the anchors, and the learning-curve summary."""
     lines = [f"| model | epochs | train min | NLL (S={args.num_samples}) | +-se | NLL - first (paired se) | "
@@ -306,6 +333,7 @@ def main(argv=None):
         with open(os.path.join(root, "results.json"), "w") as f:
             json.dump(reports, f, indent=1)
     print(tabulate(args, reports))
+    print(estimator_pairs(reports))
 
 
 if __name__ == "__main__":

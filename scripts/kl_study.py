@@ -6,7 +6,8 @@
    gradient variance of ``trace`` and ``meanfield`` at several particle counts, and (by default here)
    the training outcome of both objectives over several seeds.
 
-Results: ``OUT/kl_comparison.json``, ``OUT/kl_variance_ratio.png``, ``OUT/kl_learning_curves.png``.
+Results: ``OUT/kl_comparison.json``, ``OUT/kl_variance_ratio.png``, ``OUT/kl_learning_curves.png``, and
+(compare-kl's defaults) the gradient estimators' variance and SNR with ``OUT/gradient_snr.png``.
 
     python scripts/kl_study.py --out runs/kl-demo                       # the `make demo` model
     python scripts/kl_study.py --out runs/kl-digits --dataset digits --hidden 64 --latent-dim 4 \\
@@ -74,6 +75,11 @@ def summary(result):
            "mean_abs_z": check["mean_abs_z"], "expected_mean_abs_z": check.get("expected_mean_abs_z"),
            "mean_abs_z_se": check.get("mean_abs_z_se"),
            "variance_ratio_meanfield_over_trace": result["variance"]["ratio"]}
+    if "estimators" in result:
+        out["gradient_snr"] = {name: {g: r["groups"][g]["snr"] for g in r["groups"]}
+                               for name, r in result["estimators"]["results"].items()}
+    if "snr_curve" in result:
+        out["snr_against_k"] = {"ks": result["snr_curve"]["ks"], **result["snr_curve"]["snr"]}
     if "outcome" in result:
         out["outcome"] = result["outcome"]["summary"]
     return out

@@ -143,7 +143,7 @@ def build_elbo(config, model=None):
     """The objective ``config.elbo``; with ``model``, refuse pairs that cannot work (one-line errors)."""
     elbo = make_elbo(config.elbo, num_particles=config.num_particles)
     if model is not None:
-        check_model(elbo, model, name=f"--model {config.model}")
+        check_model(elbo, model, name=f"--model {config.model}", beta=config.beta, kl_warmup=config.kl_warmup)
     return elbo
 
 

@@ -12,6 +12,11 @@ the last:
 ``outcome``   (when asked) the run's configuration trained afresh with each objective, several
               seeds: final test ELBO, IWAE log-likelihood, seconds per epoch, and the test-ELBO curve
               of every epoch.
+``estimators`` the same measurement, one particle, for every objective of ``--estimators`` (any of
+              ``trace``, ``meanfield``, ``stl``, ``iwae:K``, ``iwae-dreg:K``;
+              :mod:`pyro_vae.diagnostics.estimator_study`).
+``snr_curve`` the gradient SNR per parameter group of ``iwae:K`` and ``iwae-dreg:K`` for K in ``--snr-k``
+              (Rainforth et al. 2018), on the first ``--snr-batch-size`` rows of the fixed batch.
 """
 
 import dataclasses
@@ -24,23 +29,27 @@ import pyro
 import torch
 
 from ..diagnostics.bounds import iwae
+from ..diagnostics.estimator_study import check_estimators, estimator_study, snr_curve
 from ..diagnostics.kl_study import estimator_variance, kl_check, summarize_kl_check
 from ..errors import UserError, check_int
 from ..inference.kl_audit import kl_audit, latent_order
 from ..inference.memory import check_memory
 from ..inference.train import fit
-from ..plots import learning_curves_figure, variance_ratio_figure
+from ..plots import gradient_snr_figure, learning_curves_figure, variance_ratio_figure
 from .build import build_elbo, build_model, fit_options, load_run
 from .options import set_threads
 from .runs import atomic_write_json, json_safe, save_png
 
 OBJECTIVES = ("trace", "meanfield")  # compared in this order; ratios are meanfield / trace
 RESULT_FILE = "kl_comparison.json"
-FIGURES = {"variance": "kl_variance_ratio.png", "outcome": "kl_learning_curves.png"}
+FIGURES = {"variance": "kl_variance_ratio.png", "outcome": "kl_learning_curves.png", "snr": "gradient_snr.png"}
+ESTIMATORS = ("trace", "meanfield", "stl", "iwae:5", "iwae-dreg:5")  # default of --estimators
+SNR_K = (1, 5, 50, 500)  # default of --snr-k
 
 
 def compare_kl(loaded, repeats=100, num_particles=(1, 4), batch_size=128, kl_samples=100, kl_points=1000,
-               outcome_epochs=None, seeds=(0, 1, 2), iwae_samples=100, seed=0, log=None):
+               outcome_epochs=None, seeds=(0, 1, 2), iwae_samples=100, seed=0, log=None, estimators=ESTIMATORS,
+               snr_k=SNR_K, snr_batch_size=16, snr_repeats=None):
     """Run the study on ``loaded`` (a :class:`~pyro_vae.cli.build.LoadedRun`); returns the JSON-ready dict.
 
     :param repeats: R, paired estimates per objective and particle count for the variance.
@@ -50,6 +59,9 @@ def compare_kl(loaded, repeats=100, num_particles=(1, 4), batch_size=128, kl_sam
     :param outcome_epochs: train each objective this many epochs per seed (None: no outcome).
     :param iwae_samples: K of the IWAE log-likelihood in the outcome (0: skip it).
     :param seed: base seed of the variance repeats and of the KL check's draws.
+    :param estimators: objective specs whose gradient variance and SNR are measured (one particle).
+    :param snr_k: the K of the SNR curve (empty: no curve); ``snr_batch_size`` rows and
+        ``snr_repeats`` estimates (default ``repeats``) per point.
     """
     check_int("repeats", repeats, 2)
     check_int("batch_size", batch_size)
@@ -57,6 +69,9 @@ def compare_kl(loaded, repeats=100, num_particles=(1, 4), batch_size=128, kl_sam
     check_int("kl_points", kl_points)
     for p in num_particles:
         check_int("num_particles", p)
+    check_estimators(estimators)  # bad specs fail now, not after the KL check
+    for k in snr_k:
+        check_int("snr_k", k)
     log = log or (lambda message: None)
     vae, data = loaded.model, loaded.data
     device = next(vae.parameters()).device
@@ -90,10 +105,63 @@ def compare_kl(loaded, repeats=100, num_particles=(1, 4), batch_size=128, kl_sam
         log(f"variance ratio meanfield / trace, {p} particle(s): "
             + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
 
+    result.update(_estimators(vae, x_batch, result["variance"], list(estimators), tuple(snr_k), repeats, seed,
+                              snr_batch_size, snr_repeats or repeats, log))
+
     if outcome_epochs:
         result["outcome"] = train_outcome(loaded.config, data, outcome_epochs, seeds, iwae_samples=iwae_samples,
                                           log=log)
     return json_safe(result)
+
+
+def _estimators(vae, x_batch, variance, estimators, snr_k, repeats, seed, snr_batch_size, snr_repeats, log):
+    """The ``estimators`` and ``snr_curve`` parts (reusing ``variance``'s one-particle results)."""
+    check_int("snr_batch_size", snr_batch_size)
+    check_int("snr_repeats", snr_repeats, 2)
+    known = {name: runs["1"] for name, runs in variance["objectives"].items() if "1" in runs}
+    t0 = time.perf_counter()
+    with torch.random.fork_rng():
+        study = estimator_study(vae, x_batch, estimators, repeats=repeats, seed=seed, known=known)
+    out = {"estimators": {"specs": estimators, "batch_size": x_batch.shape[0], "repeats": repeats, "seed": seed,
+                          "paired": True, **study, "seconds": time.perf_counter() - t0}}
+    log(estimator_table(out["estimators"]))
+    if snr_k:
+        t0 = time.perf_counter()
+        x_snr = x_batch[:snr_batch_size]
+        with torch.random.fork_rng():
+            curve = snr_curve(vae, x_snr, snr_k, repeats=snr_repeats, seed=seed)
+        curve.update(batch_size=x_snr.shape[0], repeats=snr_repeats, seed=seed, paired=True,
+                     statistic="mean over coordinates of |E g| / sd g", seconds=time.perf_counter() - t0)
+        out["snr_curve"] = curve
+        log(snr_table(curve))
+    return out
+
+
+def estimator_table(study):
+    """Plain text: per objective, the ELBO estimate's variance and each group's gradient variance and SNR."""
+    results = study["results"]
+    if not results:
+        return "no estimator could run: " + "; ".join(study["skipped"].values())
+    groups = list(next(iter(results.values()))["groups"])
+    lines = [f"gradient estimators on {study['batch_size']} rows, R = {study['repeats']} paired draws:",
+             f"{'objective':<14}{'ELBO var':>10}" + "".join(f"{g + ' var':>16}{g + ' SNR':>14}" for g in groups)]
+    for name, r in results.items():
+        lines.append(f"{name:<14}{r['elbo']['variance']:>10.4g}" + "".join(
+            f"{r['groups'][g]['total_variance']:>16.4g}{r['groups'][g]['snr']:>14.3f}" for g in groups))
+    lines += [f"skipped {name}: {why}" for name, why in study["skipped"].items()]
+    return "\n".join(lines)
+
+
+def snr_table(curve):
+    """Plain text: SNR per group against K for each objective (the data of gradient_snr.png)."""
+    groups = list(next(iter(curve["snr"].values())))
+    lines = [f"gradient SNR against K on {curve['batch_size']} rows, R = {curve['repeats']} "
+             f"(noise floor {curve['snr_floor']:.3f}):",
+             f"{'K':>6}" + "".join(f"{f'{n}:K {g}':>22}" for g in groups for n in curve["objectives"])]
+    for i, k in enumerate(curve["ks"]):
+        lines.append(f"{k:>6}" + "".join(f"{curve['snr'][n][g][i]:>22.3f}"
+                                         for g in groups for n in curve["objectives"]))
+    return "\n".join(lines)
 
 
 def train_outcome(config, data, epochs, seeds, objectives=OBJECTIVES, iwae_samples=100, log=None):
@@ -157,6 +225,8 @@ def write_comparison(directory, result):
     figures = {"variance": variance_ratio_figure(result["variance"]["ratio"])}
     if "outcome" in result:
         figures["outcome"] = learning_curves_figure(result["outcome"]["curves"])
+    if "snr_curve" in result:
+        figures["snr"] = gradient_snr_figure(result["snr_curve"])
     result["figures"] = {}
     for key, fig in figures.items():
         save_png(fig, os.path.join(directory, FIGURES[key]), dpi=100)
@@ -185,7 +255,9 @@ def run_command(args):
     result = compare_kl(loaded, repeats=args.repeats, num_particles=args.num_particles,
                         batch_size=args.batch_size, kl_samples=args.kl_samples, kl_points=args.kl_points,
                         outcome_epochs=args.outcome_epochs, seeds=args.seeds if args.seeds is not None else (0, 1, 2),
-                        iwae_samples=args.iwae_samples, seed=args.seed, log=log)
+                        iwae_samples=args.iwae_samples, seed=args.seed, log=log, estimators=args.estimators,
+                        snr_k=[k for k in args.snr_k if k != 0], snr_batch_size=args.snr_batch_size,
+                        snr_repeats=args.snr_repeats)
     path = write_comparison(loaded.run.path, result)
     if not args.quiet and "outcome" in result:
         print(outcome_table(result["outcome"]))

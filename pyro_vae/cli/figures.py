@@ -12,9 +12,9 @@ import torch
 
 from ..diagnostics.representations import codes as compute_codes
 from ..diagnostics.tightness import dataset_statistics
-from ..plots import (bound_tightness_figure, empirical_quantiles, image_grid_figure, interpolate, interpolation_figure,
-                     khat_figure, latent_scatter_figure, learning_curves_figure, manifold_figure, marginal_quantiles,
-                     reconstructions_figure, training_curves_figure, variance_ratio_figure)
+from ..plots import (bound_tightness_figure, empirical_quantiles, gradient_snr_figure, image_grid_figure, interpolate,
+                     interpolation_figure, khat_figure, latent_scatter_figure, learning_curves_figure, manifold_figure,
+                     marginal_quantiles, reconstructions_figure, training_curves_figure, variance_ratio_figure)
 
 GRID_PROBS = (0.05, 0.95)  # the manifold's grid spans these quantiles (Kingma & Welling: a uniform grid on (0, 1))
 
@@ -138,13 +138,20 @@ def per_image_khat(loaded, report, max_images):
 
 
 def kl_figures(result, path="DIR"):
-    """The figures of ``kl_comparison.json``: variance ratio, and learning curves with an outcome."""
+    """The figures of ``kl_comparison.json``: variance ratio, the gradient SNR against K when it has
+    an ``snr_curve``, and learning curves when it has an outcome."""
     figures = {"kl_variance_ratio.png": variance_ratio_figure(result["variance"]["ratio"])}
-    if "outcome" not in result:
-        return figures, {"kl_learning_curves.png": "kl_comparison.json has no outcome; "
-                         f"rerun pyro-vae compare-kl {path} --outcome-epochs N"}
-    figures["kl_learning_curves.png"] = learning_curves_figure(result["outcome"]["curves"])
-    return figures, {}
+    skipped = {}
+    if "snr_curve" in result:
+        figures["gradient_snr.png"] = gradient_snr_figure(result["snr_curve"])
+    else:
+        skipped["gradient_snr.png"] = f"kl_comparison.json has no snr_curve; rerun pyro-vae compare-kl {path}"
+    if "outcome" in result:
+        figures["kl_learning_curves.png"] = learning_curves_figure(result["outcome"]["curves"])
+    else:
+        skipped["kl_learning_curves.png"] = ("kl_comparison.json has no outcome; "
+                                             f"rerun pyro-vae compare-kl {path} --outcome-epochs N")
+    return figures, skipped
 
 
 def make_figures(loaded, grid_size=15, num_images=10, khat_images=200, seed=0):
@@ -161,7 +168,7 @@ def make_figures(loaded, grid_size=15, num_images=10, khat_images=200, seed=0):
     sources = [("eval.json", lambda r: eval_figures(loaded, r, khat_images), "pyro-vae evaluate",
                 ("bound_tightness.png", "khat.png")),
                ("kl_comparison.json", lambda r: kl_figures(r, run.path), "pyro-vae compare-kl",
-                ("kl_variance_ratio.png",))]
+                ("kl_variance_ratio.png", "gradient_snr.png"))]
     for name, make, command, names in sources:
         if name == "kl_comparison.json" and loaded.model.point_mass:
             skipped.update({f: "a point-mass code has no KL to compare" for f in names + ("kl_learning_curves.png",)})

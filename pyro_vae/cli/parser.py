@@ -115,12 +115,16 @@ def _run_dir_command(module, args):
 
 def add_compare_kl_parser(sub):
     p = _run_dir_parser(sub, "compare-kl", "compare_kl_command", quiet_help="print only the path of the written file",
-                        help="sampled against analytic KL on a trained run: audit, KL check, variance",
+                        help="sampled against analytic KL on a trained run: audit, KL check, variance; "
+                        "gradient estimators (stl, iwae-dreg:K) and their SNR against K",
                         description="Compare Trace_ELBO (sampled KL) with TraceMeanField_ELBO (analytic KL where "
                         "registered) on the run in DIR: which latent sites get an analytic KL, Monte-Carlo KL "
                         "against it (z-scores), and the variance of the ELBO and of its gradient per parameter "
                         "group on a fixed batch with paired draws. With --outcome-epochs it also trains the run's "
-                        "configuration with each objective over --seeds. Writes DIR/kl_comparison.json and figures.")
+                        "configuration with each objective over --seeds. It also measures the gradient variance "
+                        "and SNR of each of --estimators (stl, iwae-dreg:K: path-derivative estimators) and the "
+                        "SNR of iwae:K against iwae-dreg:K for K in --snr-k (gradient_snr.png). Writes "
+                        "DIR/kl_comparison.json and figures.")
     a = p.add_argument
     a("--repeats", type=int, default=100, help="paired gradient estimates per objective and particle count (default 100)")
     a("--num-particles", type=int, nargs="+", default=[1, 4], metavar="P",
@@ -132,7 +136,18 @@ def add_compare_kl_parser(sub):
     a("--seeds", type=int, nargs="+", metavar="S", help="seeds of the outcome training (default 0 1 2)")
     a("--iwae-samples", type=int, default=100, help="K of the outcome's IWAE log-likelihood; 0 skips it (default 100)")
     a("--seed", type=int, default=0, help="seed of the KL check and variance draws (default 0)")
+    a("--estimators", type=_specs, default="trace,meanfield,stl,iwae:5,iwae-dreg:5", metavar="SPEC,...",
+      help="objectives whose gradient variance and SNR per parameter group are measured, one particle, paired "
+      "draws (default trace,meanfield,stl,iwae:5,iwae-dreg:5)")
+    a("--snr-k", type=int, nargs="+", default=[1, 5, 50, 500], metavar="K",
+      help="K of the SNR curve of iwae:K against iwae-dreg:K, gradient_snr.png (default 1 5 50 500; 0: no curve)")
+    a("--snr-batch-size", type=int, default=16, help="rows of the fixed batch the SNR curve uses (default 16)")
+    a("--snr-repeats", type=int, help="paired gradient estimates per K of the SNR curve (default --repeats)")
     return p
+
+
+def _specs(text):
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def add_evaluate_parser(sub):

@@ -156,10 +156,12 @@ class _Moments:
         var = self.m2 / (self.count - 1)  # (n_params,)
         sd = var.sqrt()
         live = sd > 0  # coordinates that never move (e.g. dead units) have no SNR
-        snr = (self.mean.abs()[live] / sd[live]).mean().item() if live.any() else float("nan")
+        snr = self.mean.abs()[live] / sd[live]  # (n_live,) per-coordinate |E g| / sd g
+        nan = float("nan")
         return {"num_params": self.mean.numel(), "total_variance": var.sum().item(),
                 "mean_grad_norm": self.norm_sum / self.count, "norm_of_mean_grad": self.mean.norm().item(),
-                "snr": snr}
+                "snr": snr.mean().item() if live.any() else nan,
+                "snr_median": snr.median().item() if live.any() else nan}
 
 
 def gradient_variance(model, guide, x, elbo, groups, repeats=100, seed=0):
@@ -174,10 +176,11 @@ def gradient_variance(model, guide, x, elbo, groups, repeats=100, seed=0):
     :param elbo: a Pyro ELBO with ``differentiable_loss`` (not a JIT one).
     :param dict groups: ``{name: [parameters]}``, e.g. :func:`parameter_groups`.
     :returns: ``{"elbo": {mean, variance, se, variance_per_point}, "groups": {name: {num_params,
-        total_variance, mean_grad_norm, norm_of_mean_grad, snr}}}``. ``total_variance`` sums the
-        per-coordinate variances (the expected squared distance of one estimate from the mean);
-        ``snr`` averages ``|mean| / sd`` over coordinates. ``variance_per_point`` is ``B`` times the
-        variance of the batch mean: the average single-point variance, as the points' draws are independent.
+        total_variance, mean_grad_norm, norm_of_mean_grad, snr, snr_median}}}``. ``total_variance`` sums
+        the per-coordinate variances (the expected squared distance of one estimate from the mean);
+        ``snr`` averages ``|mean| / sd`` over coordinates, ``snr_median`` is their median.
+        ``variance_per_point`` is ``B`` times the variance of the batch mean: the average single-point
+        variance, as the points' draws are independent.
     """
     repeats = check_int("repeats", repeats, least=2)
     names = list(groups)

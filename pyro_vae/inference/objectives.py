@@ -6,6 +6,10 @@
 ``jit-trace``      JitTrace_ELBO.
 ``jit-meanfield``  JitTraceMeanField_ELBO with Pyro 1.9.2's recompilation bug worked around.
 ``iwae:K``         :class:`IWAE_ELBO`: the importance-weighted bound with K vectorised particles.
+``stl``            :class:`~pyro_vae.inference.estimators.STL_ELBO`: ``trace`` with the path-derivative
+                   ("sticking the landing") gradient.
+``iwae-dreg:K``    :class:`~pyro_vae.inference.estimators.IWAE_DReG_ELBO`: ``iwae:K`` with the
+                   doubly-reparameterised gradient.
 ``enum``           :class:`~pyro_vae.inference.enumeration.EnumELBO`: TraceEnum_ELBO, discrete latents summed out.
 ``em[:PSEUDO]``    :class:`~pyro_vae.inference.em.EM`: closed-form EM iterations (mixture models).
 
@@ -110,13 +114,24 @@ class IWAE_ELBO(RenyiELBO):
     times the gradients of the log weights, as in the paper. ``K = 1`` is ``Trace_ELBO``.
     """
 
+    name = "iwae"  # the objective's spec is name:K
+    #: A KL weight (beta, warm-up: ``poutine.scale`` on the latent sites) may stay inside the weights.
+    weighted_latents = True
+
     def __init__(self, num_particles=2, max_plate_nesting=1):
         super().__init__(alpha=0, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
                          vectorize_particles=True)
 
+    @property
+    def spec(self):
+        return f"{self.name}:{self.num_particles}"
+
     def log_weights(self, model, guide, *args, **kwargs):
         """Log weights ``(K, B)`` without the minibatch scale, and that scale N / B (a float)."""
-        model_trace, guide_trace = next(self._get_traces(model, guide, args, kwargs))
+        return self.weights_of(*next(self._get_traces(model, guide, args, kwargs)))
+
+    def weights_of(self, model_trace, guide_trace):
+        """:meth:`log_weights` read from given traces (log-densities computed, subsample sites pruned)."""
         sum_dims = get_dependent_plate_dims(model_trace.nodes.values())
         log_w, scales = 0.0, set()
         for sign, trace in ((1.0, model_trace), (-1.0, guide_trace)):
@@ -124,13 +139,13 @@ class IWAE_ELBO(RenyiELBO):
                 if site["type"] != "sample":
                     continue
                 if sign < 0 and not is_identically_zero(site["score_parts"].score_function):
-                    raise UserError(f"iwae:{self.num_particles} needs reparameterised guide sites; "
+                    raise UserError(f"{self.spec} needs reparameterised guide sites; "
                                     f"{site['name']!r} is not", param="elbo")
                 scale = subsample_scale(site)
                 scales.add(scale)
                 log_w = log_w + sign * torch_sum(site["log_prob"], sum_dims) / scale
         if len(scales) != 1:
-            raise NotImplementedError("iwae:K needs every sample site in the same subsampled 'data' plate")
+            raise NotImplementedError(f"{self.name}:K needs every sample site in the same subsampled 'data' plate")
         if self.num_particles == 1:  # Pyro adds no particle plate for one particle
             log_w = log_w.unsqueeze(0)
         return log_w, scales.pop()
@@ -171,12 +186,25 @@ def _pyro_elbo(cls, usage, jit=False):
     return build
 
 
-def _iwae(arg, ctx):
-    k = number_arg("iwae:K", arg, int)
-    if ctx.num_particles != 1:
-        raise UserError(f"iwae:{k} draws its own {k} particles; drop num_particles={ctx.num_particles}",
-                        param="num_particles")
-    return IWAE_ELBO(num_particles=k, max_plate_nesting=ctx.max_plate_nesting)
+def _iwae(name, cls):
+    def build(arg, ctx):
+        k = number_arg(f"{name}:K", arg, int)
+        if ctx.num_particles != 1:
+            raise UserError(f"{name}:{k} draws its own {k} particles; drop num_particles={ctx.num_particles}",
+                            param="num_particles")
+        return cls(num_particles=k, max_plate_nesting=ctx.max_plate_nesting)
+
+    return build
+
+
+def _estimator(name):
+    """The class ``name`` of :mod:`.estimators`, imported when first built (that module imports this one)."""
+    def make(**kwargs):
+        from . import estimators
+
+        return getattr(estimators, name)(**kwargs)
+
+    return make
 
 
 def _em(arg, ctx):
@@ -200,7 +228,11 @@ REGISTRY = {
     "jit-meanfield": Choice("jit-meanfield", "compiled meanfield",
                             _pyro_elbo(CachedJitTraceMeanField_ELBO, "jit-meanfield", jit=True)),
     "iwae": Choice("iwae:K", "importance-weighted bound, K particles (IWAE_ELBO: per-point log-mean-exp, "
-                   "then the N/B scale)", _iwae),
+                   "then the N/B scale)", _iwae("iwae", IWAE_ELBO)),
+    "stl": Choice("stl", "Trace_ELBO with the path-derivative gradient, sticking the landing (STL_ELBO)",
+                  _pyro_elbo(_estimator("STL_ELBO"), "stl")),
+    "iwae-dreg": Choice("iwae-dreg:K", "iwae:K with the doubly-reparameterised gradient (IWAE_DReG_ELBO)",
+                        _iwae("iwae-dreg", _estimator("IWAE_DReG_ELBO"))),
     "enum": Choice("enum", "TraceEnum_ELBO: discrete latents summed out exactly (mixture:K)",
                    _pyro_elbo(EnumELBO, "enum")),
     "em": Choice("em[:PSEUDO]", "EM, closed-form E and M steps on all training rows (mixture:K); PSEUDO: "
@@ -225,8 +257,9 @@ def make_elbo(name="trace", num_particles=1, max_plate_nesting=1):
     return build(REGISTRY, name, "objective", ElboContext(num_particles, max_plate_nesting))
 
 
-def check_model(elbo, model, name=None):
-    """Raise a one-line :class:`UserError` when ``elbo`` cannot train ``model`` as intended.
+def check_model(elbo, model, name=None, beta=1.0, kl_warmup=0):
+    """Raise a one-line :class:`UserError` when ``elbo`` cannot train ``model`` as intended
+    (with KL weight ``beta`` and warm-up ``kl_warmup``, as ``fit`` takes them).
 
     - ``iwae:K`` with a point-mass posterior (``model.point_mass``): its K
       samples are equal and ``log q`` is no density.
@@ -236,10 +269,15 @@ def check_model(elbo, model, name=None):
       model declares ``mean_field_guide = False``): Pyro's per-site analytic KL would then pair
       q(z2 | x) with p(z2 | z1) at a z1 drawn after z2 and be biased (Pyro only warns).
 
+    - ``iwae-dreg:K`` with a KL weight: its gradient identity needs the weights p / q unweighted.
+
     :param model: a :class:`~pyro_vae.models.base.LatentModel`.
     """
+    if isinstance(elbo, IWAE_ELBO) and not elbo.weighted_latents and (beta != 1.0 or kl_warmup):
+        raise UserError(f"{elbo.spec} needs the weights p / q without a KL weight; use beta=1 and kl_warmup=0, "
+                        f"or elbo='iwae:{elbo.num_particles}'", param=("beta", "kl_warmup", "elbo"))
     if isinstance(elbo, IWAE_ELBO) and model.point_mass:
-        raise UserError(f"iwae:{elbo.num_particles} weights samples of q(z|x), but the "
+        raise UserError(f"{elbo.spec} weights samples of q(z|x), but the "
                         f"{type(model.posterior).__name__.lower()} posterior is a point mass (equal samples, no "
                         "density); use elbo='trace' or elbo='meanfield'", param="elbo")
     if model.discrete_latent and isinstance(elbo, (TraceMeanField_ELBO, IWAE_ELBO)):

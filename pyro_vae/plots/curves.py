@@ -46,6 +46,47 @@ def variance_ratio_figure(ratios, title="Analytic vs sampled KL: variance ratio 
     return fig
 
 
+def gradient_snr_figure(curve, title="Gradient signal-to-noise ratio against K"):
+    """SNR of each parameter group's gradient against K, log-log, one line per objective
+    (Rainforth et al. 2018, Fig. 2's shape): ``iwae:K``'s encoder SNR falls like K^-1/2, DReG's rises.
+
+    :param dict curve: the ``snr_curve`` entry of ``kl_comparison.json``: ``ks``, ``snr``
+        (``{objective: {group: [SNR per K]}}``) and optionally ``snr_floor`` (the SNR a zero-mean
+        coordinate shows with R draws, drawn as a grey band).
+    """
+    ks = [int(k) for k in curve["ks"]]
+    names = list(curve["snr"])
+    groups = list(curve["snr"][names[0]]) if names else []
+    groups.sort(key=lambda g: (g != "encoder", g != "decoder"))  # encoder, decoder, then the rest
+    fig = Figure(figsize=(3.6 * max(len(groups), 1) + 0.4, 3.6), layout="constrained")
+    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
+    styles = {"iwae": ("tab:blue", "o", 3.5), "iwae-dreg": ("tab:orange", "s", 1.5)}  # wide under narrow: the
+    for ax, group in zip(axes, groups):  # decoder curves coincide (paired draws, the same decoder gradient)
+        for i, name in enumerate(names):
+            color, marker, width = styles.get(name, (f"C{i + 2}", "^", 1.5))
+            values = [v if v is not None and v > 0 else float("nan") for v in curve["snr"][name][group]]
+            ax.plot(ks, values, marker=marker, color=color, linewidth=width, label=f"{name}:K")
+        first = next((v for v in curve["snr"][names[0]][group] if v), None) if names else None
+        if first and len(ks) > 1:  # reference slopes through the first point
+            for power, style in ((-0.5, ":"), (0.5, "--")):
+                ax.plot(ks, [first * (k / ks[0]) ** power for k in ks], color="grey", linestyle=style, linewidth=0.8,
+                        label=f"K^{power:+g}")
+        if curve.get("snr_floor"):
+            ax.axhspan(1e-12, curve["snr_floor"], color="grey", alpha=0.15, label="noise floor (R draws)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("K (importance samples)")
+        ax.set_title(f"{group} gradient", fontsize="medium")
+        ax.grid(alpha=0.3, which="both")
+        finite = [v for n in names for v in curve["snr"][n][group] if v and v > 0]
+        if finite:
+            ax.set_ylim(min(finite + [curve.get("snr_floor") or min(finite)]) / 2, max(finite) * 2)
+    axes[0].set_ylabel("SNR: mean over coordinates of |E g| / sd g")
+    axes[0].legend(fontsize="x-small")
+    fig.suptitle(title, fontsize="medium")
+    return fig
+
+
 def learning_curves_figure(curves, ylabel="test ELBO (nats per data point)", title="Learning curves"):
     """Per-epoch curves of several objectives over seeds: thin line per seed, thick line the mean.
 

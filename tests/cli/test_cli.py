@@ -66,6 +66,8 @@ def test_library_parameters_become_flags_only_on_the_command_line(tmp_path, caps
     assert "--seed must be 0 or a positive integer" in _error(capsys, "train", *FAST, "--seed", -1, "--out", out)
     err = _error(capsys, "train", *FAST, "--dataset", "kmnist", "--out", out)
     assert "needs --data-dir DIR" in err and "(or --download when online)" in err
+    err = _error(capsys, "train", *FAST, "--elbo", "iwae-dreg:3", "--kl-warmup", 2, "--out", out)
+    assert "use --beta 1 and --kl-warmup 0, or --elbo iwae:3" in err  # refused before the run directory exists
     assert not out.exists()
 
 

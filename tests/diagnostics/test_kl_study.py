@@ -16,7 +16,7 @@ import torch.nn as nn  # noqa: E402
 from torch.distributions import register_kl  # noqa: E402
 
 from tests.helpers import small_vae  # noqa: E402
-from pyro_vae import VAE, MLP, Bernoulli, DiagonalNormal, fit, make_elbo  # noqa: E402
+from pyro_vae import VAE, MLP, Bernoulli, DiagonalNormal, UserError, fit, make_elbo  # noqa: E402
 from pyro_vae.cli import main  # noqa: E402
 from pyro_vae.diagnostics.kl_study import (  # noqa: E402
     estimator_variance, expected_abs_t, gradient_variance, kl_check, parameter_groups, summarize_kl_check)
@@ -226,6 +226,8 @@ def test_gradient_variance_matches_a_direct_computation(digits):
         assert got["groups"][g]["norm_of_mean_grad"] == pytest.approx(mean.norm().item(), rel=1e-4)
         assert got["groups"][g]["mean_grad_norm"] == pytest.approx(stack.norm(dim=1).mean().item(), rel=1e-4)
         assert got["groups"][g]["snr"] == pytest.approx((mean.abs()[sd > 0] / sd[sd > 0]).mean().item(), rel=1e-4)
+        assert got["groups"][g]["snr_median"] == pytest.approx((mean.abs()[sd > 0] / sd[sd > 0]).median().item(),
+                                                               rel=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +276,8 @@ def test_compare_kl_command_writes_json_and_figures(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--epochs", "2", "--out", str(out)]) == 0
     args = ["compare-kl", str(out), "--repeats", "5", "--num-particles", "1", "2", "--kl-samples", "10",
-            "--kl-points", "50", "--outcome-epochs", "2", "--seeds", "0", "1", "--iwae-samples", "5"]
+            "--kl-points", "50", "--outcome-epochs", "2", "--seeds", "0", "1", "--iwae-samples", "5",
+            "--snr-k", "1", "3", "--snr-batch-size", "8"]
     assert main(args) == 0
     result = json.loads((out / "kl_comparison.json").read_text())
     assert result["audit"]["z"]["kl"] == "analytic" and result["kl_check"]["mean_abs_z"] > 0
@@ -292,8 +295,21 @@ def test_compare_kl_command_writes_json_and_figures(tmp_path, capsys):
         assert all(r["test_iwae"] > r["test_elbo"] - 1.0 for r in outcome["runs"])
     for name in result["figures"].values():
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    assert set(result["figures"]) == {"variance", "outcome"}
+    assert set(result["figures"]) == {"variance", "outcome", "snr"}
     assert "meanfield" in capsys.readouterr().out  # the outcome table
+    # the estimator study: the five default objectives, trace and meanfield reused from `variance`
+    study = result["estimators"]
+    assert study["specs"] == ["trace", "meanfield", "stl", "iwae:5", "iwae-dreg:5"] and study["skipped"] == {}
+    assert set(study["results"]) == set(study["specs"])
+    assert study["results"]["trace"] == result["variance"]["objectives"]["trace"]["1"]
+    decoder = {k: r["groups"]["decoder"]["total_variance"] for k, r in study["results"].items()}
+    assert decoder["stl"] == pytest.approx(decoder["trace"], rel=1e-6)  # paired: same z, same decoder gradient
+    assert decoder["iwae-dreg:5"] == pytest.approx(decoder["iwae:5"], rel=1e-6)
+    curve = result["snr_curve"]
+    assert curve["ks"] == [1, 3] and curve["batch_size"] == 8 and set(curve["snr"]) == {"iwae", "iwae-dreg"}
+    assert curve["snr"]["iwae"]["decoder"] == pytest.approx(curve["snr"]["iwae-dreg"]["decoder"], rel=1e-6)
+    assert curve["snr"]["iwae"]["encoder"][0] == pytest.approx(
+        curve["results"]["iwae:1"]["groups"]["encoder"]["snr"])
 
 
 def test_compare_kl_bad_input_is_one_line(tmp_path, capsys):
@@ -308,4 +324,34 @@ def test_compare_kl_bad_input_is_one_line(tmp_path, capsys):
     main(["train", *FAST, "--epochs", "1", "--out", str(out)])
     assert "--outcome-epochs" in error(out, "--seeds", 0, 1)
     assert "--repeats must be" in error(out, "--repeats", 1)
+    assert "--estimators takes objectives without JIT" in error(out, "--repeats", 2, "--estimators", "jit-trace")
+    assert "unknown objective 'bogus'" in error(out, "--repeats", 2, "--estimators", "trace,bogus")
+    assert "--snr-k must be" in error(out, "--repeats", 2, "--snr-k", -5)
     assert not (out / "kl_comparison.json").exists()
+
+
+# --- gradient estimators: stl, iwae-dreg:K and the SNR curve (pyro_vae.diagnostics.estimator_study) --------
+
+def test_estimator_study_pairs_draws_and_skips_what_cannot_run(digits):
+    from pyro_vae import Autoencoder, Delta, Flat
+    from pyro_vae.diagnostics.estimator_study import estimator_study, snr_curve, snr_floor
+
+    vae, x = small_vae(), digits.x_train[:16]
+    study = estimator_study(vae, x, ["trace", "stl", "iwae:1", "iwae-dreg:1"], repeats=6, seed=3)
+    r = study["results"]
+    # iwae:1 is trace and iwae-dreg:1 is stl, draw for draw; stl changes the encoder's gradient only
+    for a, b in (("trace", "iwae:1"), ("stl", "iwae-dreg:1")):
+        for g in ("encoder", "decoder"):
+            assert r[a]["groups"][g]["total_variance"] == pytest.approx(r[b]["groups"][g]["total_variance"], rel=1e-5)
+    assert r["stl"]["groups"]["decoder"]["snr"] == pytest.approx(r["trace"]["groups"]["decoder"]["snr"], rel=1e-6)
+    assert r["stl"]["groups"]["encoder"]["total_variance"] != pytest.approx(
+        r["trace"]["groups"]["encoder"]["total_variance"], rel=1e-3)
+    assert r["stl"]["elbo"]["mean"] == pytest.approx(r["trace"]["elbo"]["mean"], rel=1e-6)  # same values
+
+    torch.manual_seed(0)
+    ae = Autoencoder(MLP(64, [16], 3), MLP(3, [16], 64), prior=Flat(3), likelihood=Bernoulli(), posterior=Delta())
+    study = estimator_study(ae, x, ["trace", "iwae-dreg:2"], repeats=3)
+    assert list(study["results"]) == ["trace"] and "point mass" in study["skipped"]["iwae-dreg:2"]
+    with pytest.raises(UserError, match="the SNR curve needs iwae:1, which cannot run here"):
+        snr_curve(ae, x, ks=(1,), repeats=3)
+    assert snr_floor(100) == pytest.approx(0.0798, abs=1e-4)

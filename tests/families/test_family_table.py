@@ -60,6 +60,9 @@ TRAIN_CASES = [
     ("mixture:3", "normal", "normal-hetero", "exact", "enum", "grey"),
     ("mixture:3", "normal", "bernoulli", "categorical", "enum", "binary"),
     ("mixture:3", "normal", "cbernoulli", "categorical", "trace", "grey"),
+    ("vae", "vamp:5", "bernoulli", "iaf-shared:2", "stl", "binary"),
+    ("vae2", "mog:3", "bernoulli", "lowrank:1", "iwae-dreg:3", "binary"),
+    ("vae", "normal", "bernoulli", "full", "iwae-dreg:4", "binary"),
 ]
 
 ERROR_CASES = [
@@ -70,6 +73,7 @@ ERROR_CASES = [
     (dict(model="vae2", elbo="jit-meanfield"), "binary", r"--model vae2 .* another order"),
     (dict(model="vae2", prior="vamp:4", elbo="trace"), "binary", r"vamp:4 .* no q\(z \| x\)"),
     (dict(elbo="iwae:3", num_particles=2), "binary", r"drop num_particles=2"),
+    (dict(posterior="delta", elbo="iwae-dreg:3"), "binary", r"iwae-dreg:3 .* point mass"),
     (dict(elbo="iwae"), "binary", r"iwae:K needs its argument"),
     (dict(elbo="meanfield:2"), "binary", r"meanfield takes no argument"),
     (dict(prior="mog:0"), "binary", r"mog:K needs a positive int"),

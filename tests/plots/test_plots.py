@@ -9,8 +9,8 @@ import torch
 
 from pyro_vae.cli import main
 from pyro_vae.cli.runs import save_png as save_figure
-from pyro_vae.plots import (bound_tightness_figure, image_rows_figure, khat_figure, learning_curves_figure,
-                            training_curves_figure, variance_ratio_figure)
+from pyro_vae.plots import (bound_tightness_figure, gradient_snr_figure, image_rows_figure, khat_figure,
+                            learning_curves_figure, training_curves_figure, variance_ratio_figure)
 from pyro_vae.plots.latent import (empirical_quantiles, image_grid_figure, interpolate, interpolation_figure,
                                    latent_scatter_figure, manifold_figure, manifold_grid, marginal_quantiles,
                                    pca_2d, reconstructions_figure)
@@ -201,6 +201,20 @@ def test_kl_figures_still_draw(tmp_path):
     assert len(fig.axes[0].get_lines()) == 4  # a thin line per seed and a mean per objective
 
 
+def test_gradient_snr_figure_draws_one_panel_per_group_log_log(tmp_path):
+    curve = {"ks": [1, 10, 100], "snr_floor": 0.08,
+             "snr": {"iwae": {"decoder": [1.0, 3.0, 9.0], "encoder": [0.5, 0.2, 0.05]},
+                     "iwae-dreg": {"decoder": [1.0, 3.0, 9.0], "encoder": [0.6, 1.5, 5.0]}}}
+    fig = gradient_snr_figure(curve)
+    assert [ax.get_title() for ax in fig.axes] == ["encoder gradient", "decoder gradient"]  # encoder first
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    lines = ax.get_lines()  # iwae, iwae-dreg, then the K^-1/2 and K^+1/2 guides through the first point
+    assert list(lines[1].get_ydata()) == [0.6, 1.5, 5.0]
+    assert lines[2].get_ydata()[-1] == pytest.approx(0.05) and lines[3].get_ydata()[-1] == pytest.approx(5.0)
+    assert_png(fig, tmp_path)
+
+
 # --- the `pyro-vae plot` command ----------------------------------------------------------------------
 
 TINY = ["--dataset", "digits", "--epochs", "2", "--hidden", "32", "--latent-dim", "3", "--quiet", "--threads", "1"]
@@ -224,11 +238,11 @@ def test_plot_command_writes_run_figures_then_eval_and_kl_ones(tiny_run, capsys)
     assert main(["evaluate", str(tiny_run), "--num-samples", "60", "--max-images", "30", "--batch-size", "20",
                  "--no-representation", "--quiet"]) == 0
     assert main(["compare-kl", str(tiny_run), "--repeats", "3", "--kl-points", "20", "--kl-samples", "5",
-                 "--batch-size", "16", "--quiet"]) == 0
+                 "--batch-size", "16", "--snr-k", "1", "4", "--quiet"]) == 0
     assert main(["plot", str(tiny_run), "--grid-size", "5", "--dpi", "40", "--khat-images", "30"]) == 0
     out = capsys.readouterr().out
     assert {p.name for p in tiny_run.glob("*.png")} == RUN_FIGURES | {"bound_tightness.png", "khat.png",
-                                                                        "kl_variance_ratio.png"}
+                                                                        "kl_variance_ratio.png", "gradient_snr.png"}
     assert "skipped kl_learning_curves.png" in out and "--outcome-epochs" in out
 
 
