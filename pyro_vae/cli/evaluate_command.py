@@ -15,6 +15,7 @@ from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
 from ..diagnostics.representations import report as code_report
 from ..diagnostics.tightness import dataset_statistics, format_table, summarise
 from ..errors import UserError, check_int
+from . import annealing
 from .build import build_noise, load_run
 from .figures import run_reconstructions_figure
 from .options import set_threads
@@ -27,6 +28,7 @@ def run_command(args):
         if getattr(args, name) is not None:
             check_int(name, getattr(args, name))
     check_int("local_opt_images", args.local_opt_images, least=0)
+    annealing.check_args(args)
     set_threads(args.threads)
     loaded = load_run(args.dir)
     x = loaded.data.rows(args.split)[: args.max_images]
@@ -53,6 +55,8 @@ def run_command(args):
         bar.close()
         report.update(approximation_gap=gaps["approximation_gap"], amortization_gap=gaps["amortization_gap"],
                       inference_gap=gaps)
+    if annealing.wanted(args):  # AIS on the first --ais-images images, the BDMC sandwich on simulated points
+        annealing.add_to_report(report, vae, x, stats, args.num_samples, args)
     if args.representation:
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",

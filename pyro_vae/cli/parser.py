@@ -21,7 +21,8 @@ from .build import MODELS
 from .config import TrainConfig
 
 # Library parameters whose flag is not their name with dashes.
-FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR"}
+FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR",
+                "init": "--ais-init"}
 
 
 def _sizes(text):
@@ -136,6 +137,17 @@ def add_evaluate_parser(sub):
     a("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
     a("--no-representation", dest="representation", action="store_false",
       help="skip the code report (reconstruction errors, code statistics, linear probes)")
+    a("--ais-steps", type=int, help="also estimate log p(x) by annealed importance sampling with T steps "
+      "(HMC transitions; Wu et al. 2017) on the first --ais-images images (default: off; 1000 with --bdmc)")
+    a("--ais-chains", type=int, default=16, help="AIS chains per image (default 16)")
+    a("--ais-leapfrog", type=int, default=10, help="leapfrog steps per HMC transition (default 10)")
+    a("--ais-schedule", choices=["sigmoid", "linear"], default="sigmoid", help="AIS schedule of beta (default sigmoid)")
+    a("--ais-init", choices=["guide", "prior"], default="guide",
+      help="AIS starts from the encoder's q(z|x) or from the prior (default guide)")
+    a("--ais-images", type=int, default=100, help="images AIS scores, the first of those evaluated (default 100)")
+    a("--bdmc", type=int, default=0, metavar="P",
+      help="BDMC sandwich on P points simulated from the model: forward and reverse AIS with the --ais-* "
+      "settings bound AIS's error (default 0: off)")
     return p
 
 
