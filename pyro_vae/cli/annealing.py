@@ -7,7 +7,7 @@ import sys
 import pyro
 from tqdm.auto import tqdm
 
-from ..diagnostics.ais import DEFAULT_STEPS, ais, default_batch_size
+from ..diagnostics.ais import DEFAULT_PILOTS, DEFAULT_STEPS, ais, default_batch_size
 from ..diagnostics.ais_report import ais_entry, ais_verdict
 from ..diagnostics.bdmc import bdmc
 from ..errors import check_int
@@ -36,17 +36,18 @@ def annealing_entries(model, x, stats, num_samples, args):
     steps = args.ais_steps or DEFAULT_STEPS
     settings = dict(num_steps=steps, num_chains=args.ais_chains, leapfrog_steps=args.ais_leapfrog,
                     schedule=args.ais_schedule, init=args.ais_init)
-    chunk = default_batch_size(args.ais_chains)
+    forward_chunk = default_batch_size(args.ais_chains + DEFAULT_PILOTS)  # images per chunk, as ais() cuts them
     entries = {}
     if args.ais_steps is not None:
         xa = x[: args.ais_images]
-        bar = _bar(args, math.ceil(len(xa) / chunk) * steps, f"AIS ({len(xa)} images)")
+        bar = _bar(args, math.ceil(len(xa) / forward_chunk) * steps, f"AIS ({len(xa)} images)")
         pyro.set_rng_seed(args.seed)
         result = ais(model.model, model.guide, xa, **settings, progress=bar.update)
         bar.close()
         entries["ais"] = ais_entry(result, stats["curve"][max(stats["curve"])][: len(xa)], num_samples)
     if args.bdmc:
-        bar = _bar(args, 2 * math.ceil(args.bdmc / chunk) * steps, f"BDMC ({args.bdmc} simulated)")
+        chunks = math.ceil(args.bdmc / forward_chunk) + math.ceil(args.bdmc / default_batch_size(args.ais_chains))
+        bar = _bar(args, chunks * steps, f"BDMC ({args.bdmc} simulated)")
         pyro.set_rng_seed(args.seed)
         result = bdmc(model.model, model.guide, args.bdmc, x=x, **settings, progress=bar.update)
         bar.close()

@@ -37,17 +37,16 @@ def ais_error(vae, x, exact, num_steps, init="guide", num_chains=64):
 
 @pytest.mark.parametrize("init,steps,tolerance", [("guide", 300, TOLERANCE), ("prior", 500, 2 * TOLERANCE)])
 def test_ais_converges_to_the_exact_log_likelihood(linear, init, steps, tolerance):
-    """A wrong q0 (shifted by 0.5, 1.5x too wide; or the prior): AIS is far below log p(x) after 5
-    steps and within 0.05 nats after 300 (0.1 after 500 from the prior, which converges more
-    slowly; mean over 20 points, 64 chains); the estimate is a stochastic lower bound, so it
-    approaches from below."""
+    """A wrong q0 (shifted by 0.5, 1.5x too wide; or the prior): one step (importance sampling with
+    64 draws) is far below log p(x), 5 steps closer, and 300 within 0.05 nats (500 within 0.1 from
+    the prior, which converges more slowly; mean over 20 points, 64 chains). The estimate is a
+    stochastic lower bound, so it approaches from below."""
     lg, x, exact = linear
     vae = lg.vae(shift=0.5, scale_factor=1.5)
-    short, _ = ais_error(vae, x, exact, 5, init)
+    errors = [ais_error(vae, x, exact, num_steps, init)[0] for num_steps in (1, 5)]
     long, res = ais_error(vae, x, exact, steps, init)
-    assert short < -0.15, short
-    assert abs(long) < tolerance, long
-    assert abs(long) < abs(short) / 3
+    assert errors[0] < -0.3 and errors[0] < errors[1] < 0, errors
+    assert abs(long) < tolerance and abs(long) < abs(errors[1]) / 3, long
     assert 0.5 < res.acceptance.mean().item() < 0.9  # adapted toward 0.65
     assert res.log_likelihood.dtype == torch.float64 and res.log_weights.shape == (64, 20)
 
