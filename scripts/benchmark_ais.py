@@ -2,11 +2,12 @@
 
 Both run the same algorithm on the same network (a VAE with a diagonal Normal posterior, standard
 normal prior and Bernoulli likelihood; by default the `make demo` architecture, 784-400-20): C chains
-per image as one batch of C x B rows, the same schedule of betas, L leapfrog steps per HMC
-transition, one step size per chain adapted toward acceptance 0.65 (x1.02 / x0.98), float64
-log-weight accumulation, q0 = the encoder's q(z|x). They differ only in how log p(x, z), log q0(z)
-and their gradients are obtained: Pyro traces of the model and guide conditioned on the chains'
-latent values (pyro_vae.ais), or closed forms and one backward pass through the decoder
+per image plus one pilot chain as one batch of (C + 1) x B rows, the same schedule of betas, L
+leapfrog steps per HMC transition, the step size adapted toward acceptance 0.65 (x1.02 / x0.98) by
+the pilot and followed by the C counted chains, float64 log-weight accumulation, q0 = the
+encoder's q(z|x). They differ only in how log p(x, z), log q0(z) and their gradients are obtained:
+Pyro traces of the model and guide conditioned on the chains' latent values (pyro_vae.ais), or
+closed forms and one backward pass through the decoder
 (`torch_ais` below, written independently of pyro_vae's AIS code). Rounds alternate between the two
 in one process; the figure is the median of the per-round time ratios.
 
@@ -29,9 +30,9 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 @torch.no_grad()
-def torch_ais(vae, x, betas, num_chains, leapfrog_steps, step_size=0.01, batch_size=None):
+def torch_ais(vae, x, betas, num_chains, leapfrog_steps, step_size=0.05, batch_size=None):
     """Hand-written AIS for a DiagonalNormal / StandardNormal / Bernoulli VAE: ``(B,)`` float64."""
-    batch_size = batch_size or max(1, 8192 // num_chains)
+    batch_size = batch_size or max(1, 8192 // (num_chains + 1))
     out = []
     for start in range(0, len(x), batch_size):
         out.append(_torch_ais_chunk(vae, x[start: start + batch_size], betas.tolist(), num_chains,
@@ -41,7 +42,7 @@ def torch_ais(vae, x, betas, num_chains, leapfrog_steps, step_size=0.01, batch_s
 
 def _torch_ais_chunk(vae, x, betas, num_chains, leapfrog_steps, step_size):
     loc, scale = vae.posterior.loc_scale(vae.encoder(x))  # (B, Z)
-    c, (b, zdim) = num_chains, loc.shape
+    c, (b, zdim) = num_chains + 1, loc.shape  # chain 0 is the pilot
     inv_var = scale.pow(-2)
     log_q_const = -0.5 * zdim * LOG_2PI - scale.log().sum(-1)  # (B,)
     xe = x.expand(c, *x.shape)  # (C, B, D)
@@ -60,12 +61,13 @@ def _torch_ais_chunk(vae, x, betas, num_chains, leapfrog_steps, step_size):
     z = loc + scale * torch.randn(c, b, zdim)
     lq, lp, gq, gp = evaluate(z)
     log_w = torch.zeros(c, b, dtype=torch.float64)
-    eps = torch.full((c, b, 1), step_size)
+    pilot_eps = torch.full((1, b, 1), step_size)
     for t in range(1, len(betas)):
         log_w += (betas[t] - betas[t - 1]) * (lp.double() - lq.double())
         if t == len(betas) - 1:
             break
         beta = betas[t]
+        eps = pilot_eps.expand(c, b, 1)
         r = torch.randn_like(z)
         h0 = -((1 - beta) * lq + beta * lp) + 0.5 * r.pow(2).sum(-1)
         z1, r = z, r + 0.5 * eps * ((1 - beta) * gq + beta * gp)
@@ -79,9 +81,9 @@ def _torch_ais_chunk(vae, x, betas, num_chains, leapfrog_steps, step_size):
         z = torch.where(accept[..., None], z1, z)
         lq, lp = torch.where(accept, lq1, lq), torch.where(accept, lp1, lp)
         gq, gp = torch.where(accept[..., None], gq1, gq), torch.where(accept[..., None], gp1, gp)
-        up = log_accept.clamp(max=0).exp() > 0.65
-        eps = (eps * torch.where(up, 1.02, 0.98)[..., None]).clamp(1e-4, 1.0)
-    return torch.logsumexp(log_w, 0) - math.log(c)
+        up = log_accept[:1].clamp(max=0).exp() > 0.65  # the pilot's acceptance
+        pilot_eps = (pilot_eps * torch.where(up, 1.02, 0.98)[..., None]).clamp(1e-4, 1.0)
+    return torch.logsumexp(log_w[1:], 0) - math.log(c - 1)
 
 
 def build(args):

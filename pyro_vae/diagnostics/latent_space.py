@@ -12,8 +12,10 @@ likelihood or ``pyro.factor`` term, any number of latent sites):
     log p(x, z)       every site of the model: latent, observed and factor terms
     log |dz / du|     the Jacobian of the map from real space (0 for real-valued sites)
 
-with their gradients with respect to ``u`` (one backward pass each, through the decoder only for
-log p(x, z)). This is what annealed importance sampling moves between.
+with their gradients with respect to ``u`` (the guide scores its own copy of ``u``, so one backward
+pass gives the gradients of log p(x, z) and log q0). When no distribution of the guide depends on a
+latent value (a VAE's q(z | x) depends on x only) the guide runs once and its distributions are
+reused at every position. This is what annealed importance sampling moves between.
 """
 
 import contextlib
@@ -119,7 +121,7 @@ class LatentSpace:
     def unflatten(self, u):
         """``u`` ``(C B, D)`` -> ``({site: (C, B, *event)}, log |dz/du|)``; the log-Jacobian is
         ``(C, B)``, or None when every site is real-valued."""
-        values, log_jacobian, start = {}, None, 0
+        values, log_jacobian = {}, None
         for site, part in zip(self.sites, u.split([s.size for s in self.sites], -1)):
             part = part.reshape(self.num_chains, self.batch, *site.shape)
             if site.identity:
@@ -180,14 +182,8 @@ class LatentSpace:
             trace = poutine.trace(poutine.condition(self._guide, data=values)).get_trace(self.x)
         return {site["name"]: site["fn"] for site in sample_sites(trace, observed=True)}
 
-    def log_densities(self, values):
-        """``(log q0(z), log p(x, z))`` at the latent ``values``, each ``(C, B)``."""
-        log_p, trace = self.log_joint(values)
-        if self.init == "prior":
-            return self._log_prior(trace), log_p
-        return self.log_guide(values), log_p
-
     def _log_prior(self, model_trace):
+        """log p(z) of the model's latent sites (read from its trace), ``(C, B)``."""
         return sum(site_log_prob(model_trace.nodes[name]) for name in self.names).expand(self.num_chains, self.batch)
 
     def evaluate(self, u):
