@@ -124,6 +124,8 @@ def add_evaluate_parser(sub):
                         "draws, the gap L_S - ELBO, PSIS k-hat and ESS of the weights, the PSIS estimate, active "
                         "units and a verdict on whether L_S can be read as log p(x). With --local-opt-images N it "
                         "also splits the gap into approximation and amortization parts (Cremer et al. 2018). "
+                        "With --ais-steps T it also estimates log p(x) by annealed importance sampling, and with "
+                        "--bdmc P bounds AIS's error on P points simulated from the model (Grosse et al. 2015). "
                         "Writes DIR/eval.json (nats per image).")
     a = p.add_argument
     a("--split", default="test", help="test | valid | train (default test)")

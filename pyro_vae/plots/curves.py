@@ -159,9 +159,13 @@ def bound_tightness_figure(report, title="How tight is the ELBO?"):
         level = report["log_likelihood"] + ais["understatement"]
         ax.axhline(level, color="tab:green", linewidth=1.5, label=f"AIS, T={ais['num_steps']} ({ais['num_images']} "
                    f"images): L_{ais['iwae_num_samples']} {ais['understatement']:+.2f}")
+        top = level
         if bdmc:  # the error BDMC allows AIS with these settings on simulated data
             ax.axhspan(level, level + bdmc["gap_mean"], color="tab:green", alpha=0.15,
                        label=f"AIS + BDMC gap {bdmc['gap_mean']:.2f} ({bdmc['num_points']} simulated points)")
+            top = max(level, level + bdmc["gap_mean"])
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, max(high, top + 0.08 * (high - low)))  # AIS and its band inside the axes
     top, gap = ks[-1], report["gap"]
     if gap and gap > 0:
         ax.annotate("", xy=(top, values[-1]), xytext=(top, report["elbo"]),
