@@ -15,6 +15,8 @@ The package's folders are its layers (imports only go down; an import-linter con
 from .cli.config import TrainConfig
 from .cli.runs import RunDir
 from .data import Dataset, load_dataset
+from .diagnostics.ais import AISResult, ais
+from .diagnostics.bdmc import BDMCResult, bdmc
 from .diagnostics.bounds import active_units, bound_curve, ess, iwae, log_weights, psis
 from .diagnostics.inference_gap import inference_gaps
 from .diagnostics.kl_study import estimator_variance, gradient_variance, kl_check, parameter_groups
@@ -57,4 +59,6 @@ __all__ = [
     "ContextIAF",
     # path-derivative gradient estimators (issue 14)
     "IWAE_DReG_ELBO", "STL_ELBO",
+    # annealed importance sampling and the BDMC sandwich
+    "AISResult", "BDMCResult", "ais", "bdmc",
 ]

@@ -82,3 +82,74 @@ class LinearGaussian:
         vae = VAE(encoder, decoder, prior=StandardNormal(self.z_dim), likelihood=Normal(self.s),
                   posterior=DiagonalNormal(MIN_SCALE))
         return vae.double()
+
+
+class TwoLayerLinearGaussian:
+    """A linear-Gaussian two-stochastic-layer model (the ``vae2`` shape) with closed-form log p(x):
+
+        z1 ~ N(0, I_Z1),   z2 | z1 ~ N(A z1 + a, diag(t^2)),   x | z2 ~ N(W z2 + b, s^2 I_D)
+        => x ~ N(W a + b,  W (A A^T + diag(t^2)) W^T + s^2 I).
+
+    :meth:`vae` builds a float64 :class:`~pyro_vae.HierarchicalVAE` whose top decoder and decoder
+    are these linear maps. The encoders are the exact conditionals p(z2 | x) (with z1 summed out) and
+    p(z1 | z2) reduced to their diagonals, so the guide is close to, but not, the joint posterior.
+    """
+
+    def __init__(self, z1_dim=2, z2_dim=3, data_dim=5, noise=0.5, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+        self.A, self.a = rand(z2_dim, z1_dim), rand(z2_dim) * 0.5
+        self.t = 0.3 + 0.4 * torch.rand(z2_dim, generator=g, dtype=torch.float64)
+        self.W, self.b = rand(data_dim, z2_dim), rand(data_dim)
+        self.s = noise
+        self.z1_dim, self.z2_dim, self.data_dim = z1_dim, z2_dim, data_dim
+        eye1 = torch.eye(z1_dim, dtype=torch.float64)
+        prior_z2 = torch.linalg.inv(self.A @ self.A.T + torch.diag(self.t**2))  # precision of p(z2)
+        cov2 = torch.linalg.inv(prior_z2 + self.W.T @ self.W / noise**2)  # (Z2, Z2): p(z2 | x)
+        self.enc2 = (cov2 @ self.W.T / noise**2, cov2 @ (prior_z2 @ self.a - self.W.T @ self.b / noise**2),
+                     cov2.diagonal().sqrt())  # loc = gain x + offset, scale
+        cov1 = torch.linalg.inv(eye1 + self.A.T @ torch.diag(self.t**-2) @ self.A)  # (Z1, Z1): p(z1 | z2)
+        gain1 = cov1 @ self.A.T @ torch.diag(self.t**-2)
+        self.enc1 = (gain1, -gain1 @ self.a, cov1.diagonal().sqrt())
+
+    def marginal(self):
+        cov_z2 = self.A @ self.A.T + torch.diag(self.t**2)
+        cov = self.W @ cov_z2 @ self.W.T + self.s**2 * torch.eye(self.data_dim, dtype=torch.float64)
+        return MultivariateNormal(self.W @ self.a + self.b, cov)
+
+    def log_px(self, x):
+        """Exact log p(x), ``(B,)``."""
+        return self.marginal().log_prob(x)
+
+    def sample_x(self, n, seed=1):
+        """``n`` draws of x from the model, ``(n, D)``."""
+        g = torch.Generator().manual_seed(seed)
+        z1 = torch.randn(n, self.z1_dim, generator=g, dtype=torch.float64)
+        z2 = z1 @ self.A.T + self.a + self.t * torch.randn(n, self.z2_dim, generator=g, dtype=torch.float64)
+        return z2 @ self.W.T + self.b + self.s * torch.randn(n, self.data_dim, generator=g, dtype=torch.float64)
+
+    def vae(self, shift=0.0, scale_factor=1.0):
+        """``shift`` moves the mean of q(z2 | x), ``scale_factor`` multiplies its scale."""
+        from pyro_vae import HierarchicalVAE
+
+        top_decoder = nn.Linear(self.z1_dim, 2 * self.z2_dim).double()
+        decoder = nn.Linear(self.z2_dim, self.data_dim).double()
+        encoder = nn.Linear(self.data_dim, 2 * self.z2_dim).double()
+        top_encoder = nn.Linear(self.z2_dim, 2 * self.z1_dim).double()
+        with torch.no_grad():
+            top_decoder.weight.zero_()
+            top_decoder.weight[: self.z2_dim] = self.A
+            top_decoder.bias[: self.z2_dim] = self.a
+            top_decoder.bias[self.z2_dim:] = torch.log(torch.expm1(self.t - MIN_SCALE))  # softplus^-1
+            decoder.weight.copy_(self.W)
+            decoder.bias.copy_(self.b)
+            for net, (gain, offset, scale), move, factor in ((encoder, self.enc2, shift, scale_factor),
+                                                             (top_encoder, self.enc1, 0.0, 1.0)):
+                z = gain.shape[0]
+                net.weight.zero_()
+                net.weight[:z] = gain
+                net.bias[:z] = offset + move
+                net.bias[z:] = torch.log(torch.expm1(scale * factor - MIN_SCALE))
+        return HierarchicalVAE(encoder, decoder, top_encoder, top_decoder, prior=StandardNormal(self.z1_dim),
+                               likelihood=Normal(self.s), posterior=DiagonalNormal(MIN_SCALE),
+                               z_dim=self.z2_dim).double()

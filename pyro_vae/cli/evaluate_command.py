@@ -17,6 +17,7 @@ from ..diagnostics.tightness import dataset_statistics, format_table, summarise
 from ..errors import UserError, check_int
 from ..inference import distributed as dist
 from ..inference.memory import check_memory
+from . import annealing
 from .build import build_noise, load_run
 from .figures import run_reconstructions_figure, stamp
 from .options import POSITIVE_ELBO_NOTE, Progress, set_threads
@@ -30,6 +31,7 @@ def run_command(args):
             check_int(name, getattr(args, name))
     check_int("local_opt_images", args.local_opt_images, least=0)
     check_int("seed", args.seed, least=0)
+    annealing.check_args(args)
     set_threads(args.threads)
     job = dist.from_environment()  # torchrun: every process scores a share of the batches
     args.quiet = args.quiet or not job.is_main
@@ -70,6 +72,8 @@ def run_command(args):
     if vae.discrete_latent:  # sums over z: exact log p(x), ELBO and gap beside the sampled ones
         report["exact"] = exact_report(exact_statistics(vae, x, args.batch_size), report)
         report["verdict"] = exact_verdict(report["exact"])
+    if annealing.wanted(args):  # AIS on the first --ais-images images, the BDMC sandwich on simulated points
+        annealing.add_to_report(report, vae, x, stats, args.num_samples, args)
     if args.representation and not vae.discrete_latent:  # the report reads a continuous code
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",

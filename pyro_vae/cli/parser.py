@@ -26,7 +26,8 @@ from .build import MODELS
 from .config import TrainConfig
 
 # Library parameters whose flag is not their name with dashes.
-FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR"}
+FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR",
+                "init": "--ais-init"}
 
 
 def _sizes(text):
@@ -159,6 +160,8 @@ def add_evaluate_parser(sub):
                         "draws, the gap L_S - ELBO, PSIS k-hat and ESS of the weights, the PSIS estimate, active "
                         "units and a verdict on whether L_S can be read as log p(x). With --local-opt-images N it "
                         "also splits the gap into approximation and amortization parts (Cremer et al. 2018). "
+                        "With --ais-steps T it also estimates log p(x) by annealed importance sampling, and with "
+                        "--bdmc P bounds AIS's error on P points simulated from the model (Grosse et al. 2015). "
                         "Writes DIR/eval.json (nats per image).")
     a = p.add_argument
     a("--split", default="test", help="test | valid | train (default test)")
@@ -179,6 +182,17 @@ def add_evaluate_parser(sub):
       help="skip the Pareto fit of each image's weights (k-hat, PSIS estimate): L_K only, about 10%% faster")
     a("--no-representation", dest="representation", action="store_false",
       help="skip the code report (reconstruction errors, code statistics, linear probes)")
+    a("--ais-steps", type=int, help="also estimate log p(x) by annealed importance sampling with T steps "
+      "(HMC transitions; Wu et al. 2017) on the first --ais-images images (default: off; 1000 with --bdmc)")
+    a("--ais-chains", type=int, default=16, help="AIS chains per image (default 16)")
+    a("--ais-leapfrog", type=int, default=10, help="leapfrog steps per HMC transition (default 10)")
+    a("--ais-schedule", choices=["sigmoid", "linear"], default="sigmoid", help="AIS schedule of beta (default sigmoid)")
+    a("--ais-init", choices=["guide", "prior"], default="guide",
+      help="AIS starts from the encoder's q(z|x) or from the prior (default guide)")
+    a("--ais-images", type=int, default=100, help="images AIS scores, the first of those evaluated (default 100)")
+    a("--bdmc", type=int, default=0, metavar="P",
+      help="BDMC sandwich on P points simulated from the model: forward and reverse AIS with the --ais-* "
+      "settings bound AIS's error (default 0: off)")
     return p
 
 

@@ -24,6 +24,8 @@ import torch
 from ..errors import check_int
 from ..inference.distributed import SINGLE
 from ..inference.traces import sample_sites, site_log_prob, trace_terms
+from .ais_report import table_lines as ais_table_lines
+from .ais_report import table_rows as ais_table_rows
 from .bounds import KHAT_THRESHOLD, active_units, bound_curve, ess, iter_log_weights
 from .bounds import psis as pareto_smoothed
 
@@ -257,6 +259,7 @@ def format_table(report, title=""):
                   g["stderr"]["approximation_gap"]),
                  (f"amortization gap ({g['num_images']} pts)", report["amortization_gap"],
                   g["stderr"]["amortization_gap"])]
+    rows += ais_table_rows(report)  # AIS and the BDMC sandwich, when evaluate ran them
     lines = [title] if title else []
     lines += [f"{'':32s}{'nats/point':>12s}{'stderr':>9s}"]
     lines += [f"{name:32s}{value:12.3f}{err:9.3f}" for name, value, err in rows]
@@ -268,4 +271,5 @@ def format_table(report, title=""):
     dims = sum(s["dims"] for s in report["active_units_by_site"].values())
     lines.append(f"{'active units':32s}{report['active_units']:9d} / {dims}")
     lines.append(f"verdict: {report['verdict']['level']}: {report['verdict']['message']}")
+    lines += ais_table_lines(report)
     return "\n".join(lines)

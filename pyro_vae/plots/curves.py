@@ -178,7 +178,9 @@ def bound_tightness_figure(report, title="How tight is the ELBO?"):
     """L_K against K (log axis) with +- one standard error over data points, from ``eval.json``.
 
     Marks the ELBO (= L_1, dashed) and the PSIS-smoothed estimate of log p(x) (dotted), annotates
-    the gap L_S - ELBO at the largest K and states the verdict and k-hat share in the corner.
+    the gap L_S - ELBO at the largest K and states the verdict and k-hat share in the corner. With
+    an ``ais`` entry, the AIS estimate (solid green, at L_S plus the paired difference on the images
+    AIS scored) and with a ``bdmc`` entry the band from it up by the mean BDMC gap.
 
     :param dict report: ``eval.json`` as written by ``pyro-vae evaluate`` (keys ``bound_curve``,
         ``stderr``, ``elbo``, ``psis_log_likelihood``, ``gap``, ``khat``, ``verdict``, ``num_images``).
@@ -193,6 +195,18 @@ def bound_tightness_figure(report, title="How tight is the ELBO?"):
     if report.get("psis_log_likelihood") is not None:
         ax.axhline(report["psis_log_likelihood"], color="tab:purple", linestyle=":", linewidth=1.5,
                    label=f"PSIS estimate {report['psis_log_likelihood']:.2f}")
+    ais, bdmc = report.get("ais"), report.get("bdmc")
+    if ais:  # AIS on (a subset of) the same images, placed by its paired difference to L_S
+        level = report["log_likelihood"] + ais["understatement"]
+        ax.axhline(level, color="tab:green", linewidth=1.5, label=f"AIS, T={ais['num_steps']} ({ais['num_images']} "
+                   f"images): L_{ais['iwae_num_samples']} {ais['understatement']:+.2f}")
+        top = level
+        if bdmc:  # the error BDMC allows AIS with these settings on simulated data
+            ax.axhspan(level, level + bdmc["gap_mean"], color="tab:green", alpha=0.15,
+                       label=f"AIS + BDMC gap {bdmc['gap_mean']:.2f} ({bdmc['num_points']} simulated points)")
+            top = max(level, level + bdmc["gap_mean"])
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, max(high, top + 0.08 * (high - low)))  # AIS and its band inside the axes
     top, gap = ks[-1], report["gap"]
     if gap and gap > 0:
         ax.annotate("", xy=(top, values[-1]), xytext=(top, report["elbo"]),
@@ -207,6 +221,8 @@ def bound_tightness_figure(report, title="How tight is the ELBO?"):
     note = f"{report['num_images']} images; verdict: {verdict}"
     if khat.get("frac_above_0_7") is not None:
         note += f"\nk-hat > 0.7 for {khat['frac_above_0_7']:.0%} of images"
+    if bdmc and not ais:
+        note += f"\nBDMC gap {bdmc['gap_mean']:.2f} nats ({bdmc['num_points']} simulated points)"
     ax.text(0.98, 0.04, note, transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
     ax.legend(fontsize="small", loc="upper left")
     ax.grid(alpha=0.3)
