@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from ..diagnostics.ais import DEFAULT_PILOTS, DEFAULT_STEPS, ais, default_batch_size
 from ..diagnostics.ais_report import ais_entry, ais_verdict
 from ..diagnostics.bdmc import bdmc
-from ..errors import check_int
+from ..errors import UserError, check_int
 
 
 def check_args(args):
@@ -20,6 +20,13 @@ def check_args(args):
     for name in ("ais_chains", "ais_leapfrog", "ais_images"):
         check_int(name, getattr(args, name))
     check_int("bdmc", args.bdmc, least=0)
+
+
+def check_model(model, args):
+    """Refuse, before the bounds are computed, what AIS cannot do with this model."""
+    if wanted(args) and args.ais_init == "guide" and model.point_mass:
+        raise UserError("--ais-init guide needs a guide with a density, but the code is a point mass (Delta); "
+                        "use --ais-init prior")
 
 
 def wanted(args):

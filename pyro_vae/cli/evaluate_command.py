@@ -44,6 +44,7 @@ def run_command(args):
     if vae.discrete_latent and args.local_opt_images:
         raise UserError("--local-opt-images splits an estimated gap; a discrete latent's gap is exact "
                         "(eval.json's 'exact' section): drop --local-opt-images")
+    annealing.check_model(vae, args)
     if vae.point_mass:  # a point mass: every draw is the same
         args.num_samples = 1
     x = x.to(next(vae.parameters()).device)
