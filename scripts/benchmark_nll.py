@@ -112,6 +112,8 @@ def parse_args(argv=None):
                    help="only time a few training steps and a K=S evaluation of each model, and project "
                         "seconds per epoch and per evaluation (no runs written)")
     p.add_argument("--no-train", action="store_true", help="only evaluate and tabulate existing runs")
+    p.add_argument("--train-only", action="store_true",
+                   help="train (or resume) the rows and stop: for runs of hours continued in pieces")
     args = p.parse_args(argv)
     unknown = [m for m in args.models.split(",") if m not in MODELS]
     if unknown:
@@ -402,6 +404,8 @@ def main(argv=None):
         run_dir = os.path.join(root, name)
         if not args.no_train:
             train(args, name, run_dir)
+        if args.train_only:
+            continue
         if completed_epochs(run_dir) == 0:
             print(f"[{name}] no run in {run_dir}; skipped", flush=True)
             continue
