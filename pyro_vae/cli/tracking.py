@@ -9,7 +9,9 @@ reconstructions, and decoder means of prior samples (the same z every time, draw
 stream so that logging never changes what training draws). TensorBoard writes event files to
 ``DIR/tensorboard``; MLflow logs to a local SQLite store ``DIR/mlflow.db`` with artifacts in
 ``DIR/mlartifacts`` (``mlflow ui --backend-store-uri sqlite:///DIR/mlflow.db``), or to ``URI``, and
-a resumed run continues its MLflow run (its id is kept in ``DIR/mlflow_run.json``).
+a resumed run continues its MLflow run (its id is kept in ``DIR/mlflow_run.json``). MLflow writes
+in its own thread (``synchronous=False``; a SQLite commit takes about 17 ms, a step of the demo
+model 13 ms), flushed when training ends.
 """
 
 import importlib
@@ -133,11 +135,15 @@ class MLflowLogger:
         import time
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[self._metric(tag, float(row[key]), now, epoch)
-                                                    for key, tag in SCALARS.items()])
+        metrics = [self._metric(tag, float(row[key]), now, epoch) for key, tag in SCALARS.items()]
+        self.client.log_batch(self.run_id, metrics=metrics, synchronous=False)  # written by MLflow's thread
         if self.snapshot.due(epoch):
             for name, grid in self.snapshot.grids(vae).items():
-                self.client.log_image(self.run_id, (grid * 255).round().astype("uint8"), key=name, step=epoch)
+                self.client.log_image(self.run_id, (grid * 255).round().astype("uint8"), key=name, step=epoch,
+                                      synchronous=False)
 
     def close(self):
+        import mlflow
+
+        mlflow.flush_async_logging()  # everything queued is in the store before the run is marked finished
         self.client.set_terminated(self.run_id)

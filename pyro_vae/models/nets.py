@@ -138,7 +138,7 @@ class ConvDecoder(nn.Module):
         data_dim = c * h * w
         if out_dim % data_dim:
             raise UserError(f"out_dim={out_dim} is not a multiple of the image's {data_dim} values "
-                            f"({h} x {w} x {c}); a decoder outputs whole parameter maps", param="out_dim")
+                            f"({h} x {w} x {c}); a decoder outputs whole parameter maps")
         self.params = out_dim // data_dim
         sizes = _halvings(h, w, len(channels))[::-1]  # smallest first
         first = channels[0] if channels else self.params * c
