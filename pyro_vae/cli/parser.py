@@ -93,7 +93,8 @@ def add_train_parser(sub):
     a("--log", metavar="TOOL", help="also log each epoch's scalars and image grids: tensorboard (DIR/tensorboard) or "
       "mlflow[:URI] (default a local store DIR/mlflow.db); needs pip install 'pyro_vae[logging]'")
     a("--log-images", type=int, default=5, metavar="EPOCHS",
-      help="with --log: image grids (reconstructions, samples) every EPOCHS epochs and at the last; 0: none (default 5)")
+      help="with --log: image grids (reconstructions, samples) every EPOCHS epochs and at the last; 0: none "
+      "(default 5)")
     p.set_defaults(func=lambda args: importlib.import_module(".train_command", __package__).run_command(args))
     return p
 

@@ -11,7 +11,8 @@ from .noises import GaussianNoise, Masking, Noise
 from .posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
 
-__all__ = ["Bernoulli", "ContextIAF", "ContinuousBernoulli", "Delta", "DiscretizedLogistic", "DiagonalNormal", "Flat", "FullNormal", "GaussianNoise",
+__all__ = ["Bernoulli", "ContextIAF", "ContinuousBernoulli", "Delta", "DiagonalNormal", "Flat", "FullNormal", "GaussianNoise",
+           "DiscretizedLogistic",
            "IAF", "Laplace", "Likelihood", "LowRankNormal", "Masking", "MixtureOfGaussians", "Noise", "Normal",
            "NormalHeteroscedastic", "NormalLearnedScale", "Posterior", "Prior", "SparseLaplace", "StandardNormal",
            "VampPrior"]

@@ -8,5 +8,6 @@ from .mixture import MixtureModel
 from .nets import MLP, ConvDecoder, ConvEncoder
 from .vae import VAE
 
-__all__ = ["Autoencoder", "ConvDecoder", "ConvEncoder", "HierarchicalVAE", "LatentModel", "MLP", "MixtureModel", "VAE", "data_plate",
-           "jacobian_frobenius_sq", "latent_scale"]
+__all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "MixtureModel", "VAE", "data_plate",
+           "jacobian_frobenius_sq", "latent_scale",
+           "ConvDecoder", "ConvEncoder"]

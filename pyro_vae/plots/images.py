@@ -28,8 +28,10 @@ def image_grid(images, image_shape, nrow, padding=1):
 
     Example::
 
-        >>> image_grid(torch.rand(6, 2 * 3 * 3), (2, 3, 3), nrow=3).shape, image_grid(torch.rand(6, 4), (2, 2), nrow=3).shape
-        ((7, 13, 3), (7, 10))
+        >>> image_grid(torch.rand(6, 2 * 3 * 3), (2, 3, 3), nrow=3).shape  # colour (H, W, 3) images, 2 rows of 3
+        (7, 13, 3)
+        >>> image_grid(torch.rand(6, 4), (2, 2), nrow=3).shape  # grey
+        (7, 10)
     """
     from torchvision.utils import make_grid
 
