@@ -24,6 +24,7 @@ from .diagnostics.tightness import dataset_statistics, point_statistics, summari
 from .errors import UserError
 from .families.likelihoods import (Bernoulli, ContinuousBernoulli, Laplace, Likelihood, Normal, NormalHeteroscedastic,
                                    NormalLearnedScale)
+from .families.likelihoods import DiscretizedLogistic
 from .families.noises import GaussianNoise, Masking, Noise
 from .families.posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
@@ -38,6 +39,8 @@ from .models.base import LatentModel, data_plate
 from .models.hierarchical import HierarchicalVAE
 from .models.mixture import MixtureModel
 from .models.nets import MLP
+from .models.nets import ConvDecoder, ConvEncoder
+from .diagnostics.bits import bits_per_dim
 from .models.vae import VAE
 
 __all__ = [
@@ -61,4 +64,6 @@ __all__ = [
     "IWAE_DReG_ELBO", "STL_ELBO",
     # annealed importance sampling and the BDMC sandwich
     "AISResult", "BDMCResult", "ais", "bdmc",
+    # convolutional nets, the discretised logistic and bits per dimension (issue 17)
+    "ConvDecoder", "ConvEncoder", "DiscretizedLogistic", "bits_per_dim",
 ]

@@ -23,8 +23,10 @@ What the arrays may hold (every source goes through the same rule, :func:`unit_i
 - NaN, infinities, strings and other dtypes are errors.
 
 Layouts (:func:`image_layout`): grey images ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W, 1)``, or flat
-rows ``(N, D)`` (shown as ``sqrt(D) x sqrt(D)`` images when D is a square). Labels ``y_*`` are 1-d
-integers (or whole-number floats), one per row of their split.
+rows ``(N, D)`` (shown as ``sqrt(D) x sqrt(D)`` images when D is a square); colour images ``(N, 3, H, W)``
+or ``(N, H, W, 3)``, served channel-last (row-major over ``(H, W, 3)``, D = 3 H W) with
+``image_shape = (H, W, 3)``. Labels ``y_*`` are 1-d integers (or whole-number floats), one per row of
+their split.
 
 Binarisation (``binarize``): ``dynamic`` draws x ~ Bernoulli(grey level) afresh for every
 minibatch (Burda et al. 2016), ``static`` draws once with a fixed seed, ``none`` keeps grey levels.
@@ -57,7 +59,7 @@ class Dataset:
     name: str  # the spec it was loaded from, e.g. "mnist5k" or "npz:/path/file.npz"
     x_train: torch.Tensor  # (N, D) float32 in [0, 1]; grey levels when binarize == "dynamic"
     x_test: torch.Tensor  # (M, D) float32, binary unless binarize == "none" on grey data
-    image_shape: tuple  # e.g. (28, 28); (D,) for data that is not an image
+    image_shape: tuple  # e.g. (28, 28) grey, (32, 32, 3) colour (channel-last); (D,) for data that is not an image
     binarize: str  # "dynamic", "static" or "none" (resolved: "none" for data already binary)
     y_train: Optional[torch.Tensor] = None  # (N,) int64 labels, when the source has them
     y_test: Optional[torch.Tensor] = None  # (M,) int64
@@ -144,12 +146,14 @@ def load_dataset(name="mnist5k", data_dir=None, binarize="dynamic", download=Fal
                         param="binarize")
     arrays = _read_source(name, data_dir, download)
     splits = {k: arrays[k] for k in ("x_train", "x_test", "x_valid") if arrays.get(k) is not None}
-    shapes = {k: image_layout(np.shape(a), k) for k, a in splits.items()}
+    layouts = {k: _layout(np.shape(a), k) for k, a in splits.items()}
+    shapes = {k: shape for k, (shape, _) in layouts.items()}
     for k, shape in shapes.items():
         if shape != shapes["x_train"]:
             raise UserError(f"{name}: x_train images {shapes['x_train']} and {k} images {shape} differ; "
                             "every split needs the same image shape")
     unit = unit_intensities(splits)
+    unit = {k: x.permute(0, 2, 3, 1) if layouts[k][1] else x for k, x in unit.items()}  # colour: channel-last
     x_train, x_test, x_valid = (None if unit.get(k) is None else unit[k].reshape(len(unit[k]), -1)
                                 for k in ("x_train", "x_test", "x_valid"))
 
@@ -176,29 +180,55 @@ def image_layout(shape, what="x"):
 
     ``(N, H, W)``, ``(N, 1, H, W)`` and ``(N, H, W, 1)`` are grey images of shape ``(H, W)``; flat
     ``(N, D)`` rows are ``(s, s)`` images when D = s * s, else ``(D,)``. Flattening any of these
-    row-major gives the same pixel order, so only this shape differs between layouts. (Colour
-    images would keep their channel axis here, as ``(H, W, C)``, and be put channel-last before
-    flattening; they are not supported yet.)
+    row-major gives the same pixel order, so only this shape differs between layouts. Colour images
+    ``(N, 3, H, W)`` (channel-first) and ``(N, H, W, 3)`` (channel-last) have the picture shape
+    ``(H, W, 3)``: the loader puts them channel-last before flattening, so their rows are the same too.
+
+    A 4-d shape is read in this order: axis 1 of size 1 (grey, channel-first), axis 3 of size 1
+    (grey, channel-last), axis 1 or axis 3 of size 3 (colour); both of size 3 is refused, since
+    either could be the channels (an image 3 pixels wide or tall).
 
     Example::
 
         >>> image_layout((10, 1, 28, 28)), image_layout((10, 28, 28, 1)), image_layout((10, 64)), image_layout((5, 10))
         ((28, 28), (28, 28), (8, 8), (10,))
+        >>> image_layout((10, 3, 32, 32)), image_layout((10, 32, 32, 3))
+        ((32, 32, 3), (32, 32, 3))
     """
+    return _layout(shape, what)[0]
+
+
+def _layout(shape, what="x"):
+    """``(picture shape, channel_first)``: see :func:`image_layout`; ``channel_first`` is True for
+    colour images whose channels are axis 1, which the loader moves last."""
     shape = tuple(int(n) for n in shape)
-    layouts = "(N, H, W), (N, 1, H, W), (N, H, W, 1) or flat (N, D) grey images"
+    layouts = "(N, H, W), (N, 1, H, W), (N, H, W, 1) or flat (N, D) grey images, or (N, 3, H, W) or (N, H, W, 3) colour"
     if len(shape) < 2 or min(shape) < 1:
         raise UserError(f"{what} has shape {shape}; it needs at least one row of data, as {layouts}")
     if len(shape) == 2:
         side = math.isqrt(shape[1])
-        return (side, side) if side * side == shape[1] else (shape[1],)
+        return ((side, side) if side * side == shape[1] else (shape[1],)), False
     if len(shape) == 3:
-        return shape[1:]
+        return shape[1:], False
     if len(shape) == 4 and shape[1] == 1:
-        return shape[2:]
+        return shape[2:], False
     if len(shape) == 4 and shape[3] == 1:
-        return shape[1:3]
-    raise UserError(f"{what} has shape {shape}; expected {layouts} (colour images are not supported)")
+        return shape[1:3], False
+    if len(shape) == 4 and shape[1] == 3 and shape[3] == 3:
+        raise UserError(f"{what} has shape {shape}: axis 1 and axis 3 could both be the colour channels; "
+                        "colour images must be more than 3 pixels high and wide, as (N, 3, H, W) or (N, H, W, 3)")
+    if len(shape) == 4 and shape[1] == 3:
+        return (*shape[2:], 3), True
+    if len(shape) == 4 and shape[3] == 3:
+        return shape[1:], False
+    raise UserError(f"{what} has shape {shape}; expected {layouts}")
+
+
+def is_8bit(x):
+    """True when every value of ``x`` is a grey level k / 255, k = 0..255: data an 8-bit source gave
+    (the loader divides integer pixels by 255), on which a 256-level likelihood is a true pmf."""
+    k = x * 255
+    return bool(((x >= 0) & (x <= 1) & ((k - k.round()).abs() < 1e-3)).all())
 
 
 def unit_intensities(splits):

@@ -143,12 +143,37 @@ def test_grey_layouts_give_the_same_rows_and_picture_shape(tmp_path, layout):
     assert torch.equal(data.x_train, torch.tensor(x.reshape(6, 16), dtype=torch.float32) / 255)
 
 
-@pytest.mark.parametrize("shape", [(6, 3, 4, 4), (6, 4, 4, 3), (6, 2, 2, 2, 2), (6,), (0, 16), (6, 0)])
+@pytest.mark.parametrize("shape", [(6, 2, 4, 4), (6, 4, 4, 2), (6, 2, 2, 2, 2), (6,), (0, 16), (6, 0)])
 def test_other_layouts_are_one_line_errors(tmp_path, shape):
     x = np.zeros(shape, dtype=np.uint8)
-    with pytest.raises(UserError, match=r"x_train has shape .*\(N, H, W\), \(N, 1, H, W\)") as e:
+    with pytest.raises(UserError, match=r"x_train has shape .*\(N, H, W\), \(N, 1, H, W\).*\(N, H, W, 3\) colour") as e:
         load_dataset(_npz(tmp_path, x_train=x, x_test=x))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("layout", ["channel-last", "channel-first"])
+def test_colour_layouts_give_channel_last_rows_and_picture_shape(tmp_path, layout):
+    """(N, H, W, 3) and (N, 3, H, W) uint8 images are the same data: rows flattened over (H, W, 3)."""
+    x = np.random.default_rng(0).integers(0, 256, (6, 4, 5, 3), dtype=np.uint8)  # (N, H, W, C)
+    arr = x if layout == "channel-last" else x.transpose(0, 3, 1, 2)
+    data = load_dataset(_npz(tmp_path, x_train=arr, x_test=arr[:2]), binarize="none")
+    assert data.image_shape == (4, 5, 3) and data.x_train.shape == (6, 60)
+    assert torch.equal(data.x_train, torch.tensor(x.reshape(6, 60), dtype=torch.float32) / 255)
+    assert data.x_train[1].reshape(4, 5, 3)[2, 3].tolist() == pytest.approx((x[1, 2, 3] / 255).tolist())
+
+
+def test_a_colour_shape_with_two_possible_channel_axes_is_refused(tmp_path):
+    x = np.zeros((6, 3, 5, 3), dtype=np.uint8)
+    with pytest.raises(UserError, match=r"axis 1 and axis 3 could both be the colour channels"):
+        load_dataset(_npz(tmp_path, x_train=x, x_test=x))
+
+
+def test_is_8bit():
+    from pyro_vae.data import is_8bit
+
+    assert is_8bit(torch.arange(256.0) / 255) and is_8bit(load_dataset("mnist5k").x_test)
+    assert not is_8bit(load_dataset("digits", binarize="none").x_test)  # v / 16
+    assert not is_8bit(torch.tensor([0.5])) and not is_8bit(torch.tensor([1 + 1 / 255]))
 
 
 @pytest.mark.parametrize("arrays, message", [
@@ -194,6 +219,8 @@ def _expected(arrays):
             shapes[k] = s[1:]
         elif len(s) == 4 and (s[1] == 1 or s[3] == 1):
             shapes[k] = s[2:] if s[1] == 1 else s[1:3]
+        elif len(s) == 4 and (s[1] == 3) != (s[3] == 3):  # colour: exactly one axis could be the channels
+            shapes[k] = (*s[2:], 3) if s[1] == 3 else s[1:]
         else:
             return None
     if len(set(shapes.values())) != 1:
@@ -212,6 +239,8 @@ def _expected(arrays):
             if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
                 return None
             rows[k] = v
+        if a.ndim == 4 and a.shape[1] == 3 and a.shape[3] != 1:  # channel-first colour: served channel-last
+            rows[k] = rows[k].transpose(0, 2, 3, 1)
         rows[k] = rows[k].reshape(len(a), -1)
     for k, y in arrays.items():
         if k.startswith("y_"):
@@ -225,19 +254,19 @@ def _expected(arrays):
 
 @st.composite
 def npz_contents(draw):
-    """Random npz contents: about half follow the rule (a grey layout, a numeric dtype, a valid range),
-    the rest vary shape, dtype, range, NaN and labels freely."""
+    """Random npz contents: about half follow the rule (a grey or colour layout, a numeric dtype, a valid
+    range), the rest vary shape, dtype, range, NaN and labels freely."""
     good = draw(st.booleans())
     picture = draw(st.sampled_from([(8, 8), (3, 5), (4,)]))
 
     def array(n):
         if good:
-            layouts = [picture, (1, *picture), (*picture, 1)]
+            layouts = [picture, (1, *picture), (*picture, 1), (3, *picture), (*picture, 3)]
             shape = (n, *draw(st.sampled_from(layouts))) if len(picture) == 2 else (n, 4)
             dtype = draw(st.sampled_from(["uint8", "int64", "bool", "float32", "float64"]))
         else:
             ndim = draw(st.integers(1, 5))
-            shape = (n, *draw(st.lists(st.integers(0, 4), min_size=ndim - 1, max_size=ndim - 1)))
+            shape = (n, *draw(st.lists(st.integers(0, 4), min_size=ndim - 1, max_size=ndim - 1)))  # 3s: colour
             dtype = draw(st.sampled_from(DTYPES))
         if dtype == "<U2":
             return np.full(shape, "a")

@@ -14,6 +14,7 @@ from ..inference.objectives import check_model, make_elbo
 from ..inference.schedules import make_schedule
 from ..inference.train import fit
 from ..models import MLP, VAE, Autoencoder, HierarchicalVAE, MixtureModel
+from ..models.nets import ConvDecoder, ConvEncoder
 from ..models.mixture import GUIDES
 from .config import TrainConfig
 from .runs import RunDir
@@ -24,22 +25,40 @@ def build_data(config):
                         download=config.download)
 
 
-def build_vae(config, data_dim):
-    """An MLP encoder/decoder VAE with the prior, likelihood and posterior the config names."""
+def encoder_net(config, data_dim, image_shape, out_dim):
+    """The network from the data to ``out_dim`` numbers: an ``MLP`` through ``--hidden``, or for
+    ``--arch conv`` a :class:`~pyro_vae.models.nets.ConvEncoder` (``--channels``, then ``--hidden``)."""
+    if config.arch == "conv":
+        return ConvEncoder(image_shape or (data_dim,), config.channels, config.hidden, out_dim, config.activation)
+    return MLP(data_dim, list(config.hidden), out_dim, config.activation)
+
+
+def decoder_net(config, in_dim, data_dim, image_shape, out_dim):
+    """The network from ``in_dim`` numbers to the likelihood's ``out_dim`` parameters: the mirror of
+    :func:`encoder_net` (``--hidden`` and ``--channels`` reversed)."""
+    if config.arch == "conv":
+        return ConvDecoder(in_dim, list(config.hidden)[::-1], list(config.channels)[::-1], image_shape or (data_dim,),
+                           out_dim, config.activation)
+    return MLP(in_dim, list(config.hidden)[::-1], out_dim, config.activation)
+
+
+def build_vae(config, data_dim, image_shape=None):
+    """A VAE with the prior, likelihood, posterior and networks (``--arch``) the config names;
+    ``image_shape`` (the data set's) shapes convolutional networks."""
     ctx = specs.Context(z_dim=config.latent_dim, data_dim=data_dim)
     prior = specs.build(priors.REGISTRY, config.prior, "prior", ctx)
     likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
     posterior = specs.build(posteriors.REGISTRY, config.posterior, "posterior", ctx)
-    hidden = list(config.hidden)
-    encoder = MLP(data_dim, hidden, posterior.num_params(config.latent_dim), config.activation)
-    decoder = MLP(config.latent_dim, hidden[::-1], likelihood.num_params(data_dim), config.activation)
+    encoder = encoder_net(config, data_dim, image_shape, posterior.num_params(config.latent_dim))
+    decoder = decoder_net(config, config.latent_dim, data_dim, image_shape, likelihood.num_params(data_dim))
     return VAE(encoder, decoder, prior=prior, likelihood=likelihood, posterior=posterior)
 
 
-def build_vae2(config, data_dim):
+def build_vae2(config, data_dim, image_shape=None):
     """Two stochastic layers (z1 -> z2 -> x): Z2 = --latent-dim, Z1 = Z2 // 2 (Burda et al.: 100, 50).
 
-    The nets between x and z2 have the ``--hidden`` sizes; those between z2 and z1 half of them.
+    The nets between x and z2 have the ``--hidden`` sizes (``--arch conv``: convolutions first); those
+    between z2 and z1 are MLPs of half of them.
     """
     z2, z1 = config.latent_dim, max(1, config.latent_dim // 2)
     prior = specs.build(priors.REGISTRY, config.prior, "prior", specs.Context(z_dim=z1, data_dim=data_dim))
@@ -49,13 +68,13 @@ def build_vae2(config, data_dim):
     hidden, act = list(config.hidden), config.activation
     small = [max(1, h // 2) for h in hidden]
     return HierarchicalVAE(
-        encoder=MLP(data_dim, hidden, posterior.num_params(z2), act),
-        decoder=MLP(z2, hidden[::-1], likelihood.num_params(data_dim), act),
+        encoder=encoder_net(config, data_dim, image_shape, posterior.num_params(z2)),
+        decoder=decoder_net(config, z2, data_dim, image_shape, likelihood.num_params(data_dim)),
         top_encoder=MLP(z2, small, 2 * z1, act), top_decoder=MLP(z1, small[::-1], 2 * z2, act),
         prior=prior, likelihood=likelihood, posterior=posterior, z_dim=z2)
 
 
-def build_autoencoder(config, data_dim, prior=None, corruption=None, contraction=0.0):
+def build_autoencoder(config, data_dim, prior=None, corruption=None, contraction=0.0, image_shape=None):
     """A deterministic autoencoder: point-mass code, the config's likelihood and MLPs, and the given
     code prior (default flat), encoder-input corruption and contraction weight."""
     if config.prior != "normal" or config.posterior != "diag":
@@ -64,26 +83,26 @@ def build_autoencoder(config, data_dim, prior=None, corruption=None, contraction
     ctx = specs.Context(z_dim=config.latent_dim, data_dim=data_dim)
     likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
     posterior = posteriors.Delta()
-    hidden = list(config.hidden)
-    return Autoencoder(MLP(data_dim, hidden, posterior.num_params(config.latent_dim), config.activation),
-                       MLP(config.latent_dim, hidden[::-1], likelihood.num_params(data_dim), config.activation),
+    return Autoencoder(encoder_net(config, data_dim, image_shape, posterior.num_params(config.latent_dim)),
+                       decoder_net(config, config.latent_dim, data_dim, image_shape, likelihood.num_params(data_dim)),
                        prior=prior or priors.Flat(config.latent_dim), likelihood=likelihood,
                        posterior=posterior, corruption=corruption, contraction=contraction)
 
 
-def _sparse_ae(config, data_dim):
-    return build_autoencoder(config, data_dim, prior=priors.SparseLaplace(config.latent_dim, config.sparsity))
+def _sparse_ae(config, data_dim, image_shape=None):
+    return build_autoencoder(config, data_dim, prior=priors.SparseLaplace(config.latent_dim, config.sparsity),
+                             image_shape=image_shape)
 
 
-def _denoising_ae(config, data_dim):
-    return build_autoencoder(config, data_dim, corruption=build_noise(config.noise, data_dim))
+def _denoising_ae(config, data_dim, image_shape=None):
+    return build_autoencoder(config, data_dim, corruption=build_noise(config.noise, data_dim), image_shape=image_shape)
 
 
-def _contractive_ae(config, data_dim):
-    return build_autoencoder(config, data_dim, contraction=config.contraction)
+def _contractive_ae(config, data_dim, image_shape=None):
+    return build_autoencoder(config, data_dim, contraction=config.contraction, image_shape=image_shape)
 
 
-def build_mixture(config, data_dim, num_components):
+def build_mixture(config, data_dim, num_components, image_shape=None):
     """A mixture of ``num_components`` components of the ``--likelihood`` family; ``--posterior exact``
     (the default) guides with the exact posterior, ``categorical`` with an MLP encoder of ``--hidden``."""
     if config.prior != "normal":
@@ -95,14 +114,17 @@ def build_mixture(config, data_dim, num_components):
                         f"the default) or categorical (an amortised encoder), not {config.posterior!r}")
     ctx = specs.Context(z_dim=num_components, data_dim=data_dim)
     likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
-    encoder = MLP(data_dim, list(config.hidden), num_components, config.activation) \
+    if config.arch != "mlp" and config.posterior != "categorical":
+        raise UserError(f"--model mixture:{num_components} with --posterior {config.posterior} has no network; "
+                        "drop --arch (or use --posterior categorical, whose encoder it shapes)")
+    encoder = encoder_net(config, data_dim, image_shape, num_components) \
         if config.posterior == "categorical" else None
     return MixtureModel(num_components, likelihood, data_dim, encoder=encoder)
 
 
 def _mixture(arg, ctx):
     num_components = specs.number_arg("mixture:K", arg, int)
-    return lambda config, data_dim: build_mixture(config, data_dim, num_components)
+    return lambda config, data_dim, image_shape=None: build_mixture(config, data_dim, num_components, image_shape)
 
 
 def build_noise(spec, data_dim):
@@ -131,7 +153,7 @@ def build_model(config, data, local_rank=0):
     """Check the data against the likelihood, then build the model on ``config.device`` (CUDA: the
     device ``local_rank``, one per process under torchrun)."""
     builder = specs.build(MODELS, config.model, "model", None)
-    model = builder(config, data.data_dim)
+    model = builder(config, data.data_dim, image_shape=data.image_shape)
     fix = "; binarize it (--binarize dynamic or static) or use --likelihood cbernoulli or normal:0.1"
     model.likelihood.check_data(data.served_sample(), fix=fix)
     model.likelihood.check_data(data.x_test, fix=fix)

@@ -11,6 +11,8 @@ from .. import specs
 from ..errors import UserError, check_int, check_positive
 from ..families import noises
 
+ARCHS = ("mlp", "conv")  # the networks between the data and the latent code (--arch)
+
 
 @dataclass
 class TrainConfig:
@@ -27,6 +29,8 @@ class TrainConfig:
     latent_dim: int = 20  # Z
     hidden: list = field(default_factory=lambda: [400])  # hidden layer sizes of encoder and decoder
     activation: str = "relu"  # hidden-layer activation, see pyro_vae.models.nets.ACTIVATIONS
+    arch: str = "mlp"  # networks next to the data: mlp (fully connected) | conv (strided convolutions, images only)
+    channels: list = field(default_factory=lambda: [32, 64])  # conv: channels of each stride-2 layer (encoder order)
     # objective and optimiser
     elbo: str = "meanfield"  # trace | meanfield | jit-trace | jit-meanfield | iwae:K
     num_particles: int = 1  # vectorised samples of z per data point in the ELBO estimate
@@ -79,6 +83,12 @@ class TrainConfig:
                 any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise UserError(f"hidden must be positive comma-separated sizes like 400 or 512,256, got {self.hidden!r}",
                             param="hidden")
+        if self.arch not in ARCHS:
+            raise UserError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}", param="arch")
+        if not isinstance(self.channels, list) or not self.channels or \
+                any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.channels):
+            raise UserError(f"channels must be positive comma-separated sizes like 32,64, got {self.channels!r}",
+                            param="channels")
         try:  # built by denoising-ae and by evaluate's corrupted-input report: refuse e.g. masking:1.5 now
             specs.build(noises.REGISTRY, self.noise, "noise", specs.Context(z_dim=0, data_dim=1))
         except UserError as e:

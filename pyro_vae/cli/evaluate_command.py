@@ -9,6 +9,7 @@ import time
 
 import pyro
 
+from ..diagnostics.bits import bits_report, format_bits
 from ..diagnostics.bounds import default_chunk_size
 from ..diagnostics.exact_gap import exact_report, exact_statistics, exact_verdict, format_exact
 from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
@@ -73,6 +74,8 @@ def run_command(args):
     if vae.discrete_latent:  # sums over z: exact log p(x), ELBO and gap beside the sampled ones
         report["exact"] = exact_report(exact_statistics(vae, x, args.batch_size), report)
         report["verdict"] = exact_verdict(report["exact"])
+    if not loaded.data.is_binary:  # grey or colour levels: bits per dimension beside the nats
+        report.update(bits_report(report, vae.likelihood, x))
     if annealing.wanted(args):  # AIS on the first --ais-images images, the BDMC sandwich on simulated points
         annealing.add_to_report(report, vae, x, stats, args.num_samples, args)
     if args.representation and not vae.discrete_latent:  # the report reads a continuous code
@@ -88,6 +91,8 @@ def run_command(args):
     if not args.quiet:
         print(format_table(report, f"{report['num_images']} {args.split} images of {loaded.data.name}, "
                                    f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
+    if not args.quiet and "bits_per_dim" in report:
+        print(format_bits(report))
     if not args.quiet and report["elbo"] > 0:
         print(POSITIVE_ELBO_NOTE)
     if not args.quiet and "exact" in report:

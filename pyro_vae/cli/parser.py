@@ -23,7 +23,7 @@ from ..inference import objectives, schedules
 from ..inference.train import TrainingDiverged
 from ..models.nets import ACTIVATIONS
 from .build import MODELS
-from .config import TrainConfig
+from .config import ARCHS, TrainConfig
 
 # Library parameters whose flag is not their name with dashes.
 FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR",
@@ -73,6 +73,10 @@ def add_train_parser(sub):
     a("--latent-dim", type=int, help=f"latent dimension Z (default {d.latent_dim})")
     a("--hidden", type=_sizes, help=f"hidden sizes, comma-separated (default {','.join(map(str, d.hidden))})")
     a("--activation", help=f"{' | '.join(ACTIVATIONS)} (default {d.activation})")
+    a("--arch", choices=ARCHS, help=f"networks next to the data: mlp, or conv (strided convolutions for images, "
+      f"then --hidden fully connected layers) (default {d.arch})")
+    a("--channels", type=_sizes, help=f"--arch conv: channels of each stride-2 convolution, comma-separated; each "
+      f"halves the picture (default {','.join(map(str, d.channels))})")
     a("--epochs", type=int, help=f"total epochs; with --resume, train up to this many (default {d.epochs})")
     a("--batch-size", type=int, help=f"minibatch size (default {d.batch_size})")
     a("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
@@ -87,6 +91,11 @@ def add_train_parser(sub):
     a("--device", choices=["cpu", "cuda"], help=f"(default {d.device})")
     a("--threads", type=int, help="torch intra-op threads (default torch's choice)")
     a("--quiet", action="store_true", help="print nothing but errors and the run directory")
+    a("--log", metavar="TOOL", help="also log each epoch's scalars and image grids: tensorboard (DIR/tensorboard) or "
+      "mlflow[:URI] (default a local store DIR/mlflow.db); needs pip install 'pyro_vae[logging]'")
+    a("--log-images", type=int, default=5, metavar="EPOCHS",
+      help="with --log: image grids (reconstructions, samples) every EPOCHS epochs and at the last; 0: none "
+      "(default 5)")
     p.set_defaults(func=lambda args: importlib.import_module(".train_command", __package__).run_command(args))
     return p
 

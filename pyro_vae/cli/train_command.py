@@ -11,7 +11,7 @@ import time
 import pyro
 
 from ..data import TORCHVISION_DATASETS
-from ..errors import UserError
+from ..errors import UserError, check_int
 from ..inference import distributed as dist
 from ..inference.memory import check_memory
 from ..inference.train import fit
@@ -31,6 +31,11 @@ MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae"}
 def run_command(args):
     """The ``train`` subcommand (see :func:`pyro_vae.cli.parser.add_train_parser`)."""
     given = given_fields(args)
+    if args.log:  # an unknown tool or a missing package is refused before anything is read or written
+        from .tracking import check_log_spec  # imported only when asked: it loads the plotting helpers
+
+        check_log_spec(args.log)
+    check_int("log_images", args.log_images, least=0)
     if args.resume:
         if args.out:
             raise UserError("give either --out (a new run) or --resume DIR, not both")
@@ -64,6 +69,8 @@ def _train(args, given, run, config, job):
     for name, model in MODEL_FLAGS.items():
         if name in given and config.model != model:
             raise UserError(f"--{name} applies only to --model {model}, not {config.model}; drop it")
+    if "channels" in given and config.arch != "conv":
+        raise UserError(f"--channels applies only to --arch conv, not {config.arch}; drop it or add --arch conv")
     for name in ("data_dir", "download"):
         if name in given and config.dataset not in TORCHVISION_DATASETS:
             raise UserError(f"--{name.replace('_', '-')} applies only to --dataset {', '.join(TORCHVISION_DATASETS)}, "
@@ -112,15 +119,23 @@ def _train(args, given, run, config, job):
         processes = f", {job.world_size} processes" if job.active else ""
         print(f"training {config.model} on {data.name} ({data.num_train} train / {len(data.x_test)} test, "
               f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}{processes}; run directory {run.path}")
+    loggers = []
+    if args.log and job.is_main:
+        from .tracking import make_logger
+
+        loggers.append(make_logger(args.log, run, data, config, args.log_images))
     try:
         history = fit(vae, data, elbo, run=run, resume=state is not None, quiet=quiet, distributed=job,
-                      **fit_options(config))
+                      callbacks=loggers, **fit_options(config))
     except KeyboardInterrupt:
         if job.is_main:
             saved = "the last finished epoch is saved" if run.has_checkpoint() else "no epoch finished"
             print(f"pyro-vae: interrupted; {saved} in {run.path}: continue with "
                   f"pyro-vae train --resume {run.path}", file=sys.stderr)
         return 130
+    finally:
+        for logger in loggers:
+            logger.close()
     if not job.is_main:
         return 0
     summary = _summary(config, data, vae, history)

@@ -5,6 +5,10 @@ training), how many decoder outputs it reads per data dimension (``num_params(da
 builds a distribution whose event shape is the data's: ``forward(out, event_dim)`` with ``out`` of
 shape ``(..., B, D)`` gives batch shape ``(..., B)`` and event shape ``(D,)`` for ``event_dim=1``.
 
+A family that is a probability mass over the L levels k / (L - 1) of each value declares
+``discrete_levels = L`` (the Bernoulli: 2; the discretised logistic: 256), so its log p(x) is a
+discrete log-likelihood and bits per dimension need no dequantisation; a density declares None.
+
 For mixtures (:class:`~pyro_vae.models.mixture.MixtureModel`) a family also scores every (row,
 component) pair at once (``pairwise_log_prob``; matrix products where the family allows) and, where
 ``closed_form_m_step`` says so, gives the weighted maximum-likelihood fit of EM's M-step (``m_step``).
@@ -21,6 +25,7 @@ from torch.distributions.utils import broadcast_all
 
 from ..errors import UserError, check_int, check_positive
 from ..specs import Choice, no_arg, number_arg
+from .discretized import LEVELS, DiscretizedLogistic as DiscretizedLogisticDistribution, grid
 
 PAIRWISE_ELEMENTS = 1 << 23  # (row, component, pixel) triples broadcast at once by pairwise_log_prob
 PROB_FLOOR = 1e-6  # EM keeps a Bernoulli mean in [PROB_FLOOR, 1 - PROB_FLOOR]: log p stays finite
@@ -46,6 +51,11 @@ class Likelihood(nn.Module):
 
     support = constraints.real
     support_hint = "real numbers"
+
+    #: The family is a probability mass over this many levels k / (L - 1) of each value in [0, 1]
+    #: (a pmf, not a density): log p(x) is a discrete log-likelihood, -log p(x) / (D ln 2) its bits
+    #: per dimension. None: a density over continuous values.
+    discrete_levels = None
 
     def num_params(self, data_dim):
         return data_dim
@@ -112,6 +122,7 @@ class Bernoulli(Likelihood):
 
     support = constraints.boolean
     support_hint = "binary data in {0, 1}"
+    discrete_levels = 2
 
     def forward(self, logits, event_dim=1):
         return BernoulliLogits(logits=logits).to_event(event_dim)
@@ -325,6 +336,62 @@ class Laplace(Likelihood):
         return "laplace" if self.pixel_scale is not None else f"laplace:{self.fixed_scale.item():g}"
 
 
+class DiscretizedLogistic(Likelihood):
+    """p(x|z) = prod_d P(k_d | z): a (mixture of K) discretised logistic(s) per value, for 8-bit data.
+
+    Each value x_d = k_d / 255 (the loader's scaling of a uint8 pixel k_d) gets the exact
+    probability of its 8-bit level k_d: the logistic's mass on the bin [x_d - 1/510, x_d + 1/510],
+    the edge bins k = 0 and 255 taking the tails (Kingma et al. 2016; Salimans et al. 2017,
+    PixelCNN++; see :mod:`pyro_vae.families.discretized`). The 256 probabilities sum to 1, so log p(x)
+    is a discrete log-likelihood. The decoder outputs, per value, a location ``mu`` (data units,
+    0 to 1) and ``rho`` with scale ``s = min_scale + softplus(rho)``; with K > 1 components also K
+    mixture logits: ``(..., 2 D)`` for K = 1, ``(..., 3 K D)`` for K > 1, read as consecutive blocks
+    of D (``[logits_1..K | mu_1..K | rho_1..K]``). :meth:`mean` is the exact mean of the 256 levels.
+
+    Example::
+
+        >>> lik = DiscretizedLogistic(components=2)
+        >>> out = torch.randn(3, lik.num_params(4))  # 3 images of 4 pixels
+        >>> levels = torch.arange(256.0)[:, None, None] / 255  # (256, 1, 1): every level of every pixel
+        >>> d = lik(out, event_dim=0)  # one distribution per pixel, batch (3, 4)
+        >>> lik.num_params(4), torch.allclose(d.log_prob(levels).exp().sum(0), torch.ones(3, 4))
+        (24, True)
+    """
+
+    support = grid(LEVELS)
+    support_hint = "8-bit intensities k / 255 (uint8 pixels 0..255, which the loader divides by 255)"
+    discrete_levels = LEVELS
+
+    def __init__(self, components=1, min_scale=1e-4):
+        super().__init__()
+        self.components = check_int("components", components)
+        self.min_scale = check_positive("min_scale", min_scale)
+
+    def num_params(self, data_dim):
+        return (2 if self.components == 1 else 3 * self.components) * data_dim
+
+    def parameters_of(self, out):
+        """``(logits or None, loc, scale)``, each ``(..., D, K)``, from the decoder's output."""
+        k = self.components
+        blocks = 2 if k == 1 else 3 * k
+        parts = out.unflatten(-1, (blocks, out.shape[-1] // blocks)).transpose(-1, -2)  # (..., D, blocks)
+        if k == 1:
+            return None, parts[..., :1], self.min_scale + F.softplus(parts[..., 1:])
+        logits, loc, rho = parts.split(k, dim=-1)  # (..., D, K) each
+        return logits, loc, self.min_scale + F.softplus(rho)
+
+    def forward(self, out, event_dim=1):
+        logits, loc, scale = self.parameters_of(out)
+        return DiscretizedLogisticDistribution(loc, scale, logits).to_event(event_dim)
+
+    def mean(self, out):
+        logits, loc, scale = self.parameters_of(out)
+        return DiscretizedLogisticDistribution(loc, scale, logits).mean
+
+    def spec(self):
+        return "dlogistic" if self.components == 1 else f"dlogistic:{self.components}"
+
+
 def _gaussian_pairwise(x, loc, scale):
     """``sum_d log N(x_nd; loc_kd, scale_kd^2)`` for all (n, k), ``(N, K)``, from the expanded square
     ``-(x^2 / s^2 - 2 x mu / s^2 + mu^2 / s^2) / 2`` (three matrix products)."""
@@ -349,4 +416,7 @@ REGISTRY = {
     "laplace": Choice("laplace[:SCALE]", "Laplace (L1 error); scale fixed, or learned per pixel if omitted",
                       lambda arg, ctx: Laplace(number_arg("laplace:SCALE", arg) if arg is not None else None,
                                                data_dim=ctx.data_dim)),
+    "dlogistic": Choice("dlogistic[:K]", "8-bit data (--binarize none): exact mass of each level 0..255 under a "
+                        "discretised logistic, or a mixture of K (PixelCNN++)",
+                        lambda arg, ctx: DiscretizedLogistic(number_arg("dlogistic:K", arg, int, default=1))),
 }

@@ -11,8 +11,9 @@ same size, so
 Measured on the 784-400-20 Bernoulli VAE (peak resident memory of one step, 12,800 to 51,200
 rows): 2.7 to 3.0 copies of the decoder's 400 + 784 outputs per row when training (``trace``,
 ``meanfield``, ``iwae:K``), 2.0 to 2.3 for an evaluation chunk. Summing every Linear layer (the
-encoder's too, although it sees only the B data rows) errs on the safe side; networks without Linear
-layers are not counted. :func:`check_memory` refuses a step whose estimate exceeds the memory
+encoder's too, although it sees only the B data rows) errs on the safe side; the convolutional nets
+(``--arch conv``) add the values their feature maps hold per row (``conv_width``); other layers are
+not counted. :func:`check_memory` refuses a step whose estimate exceeds the memory
 available, so ``num_particles=100000`` is a one-line error instead of the kernel's OOM killer.
 """
 
@@ -22,12 +23,14 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from ..models.nets import ConvDecoder, ConvEncoder
 
 COPIES = 3  # tensors of a layer's output size kept per row: forward, backward, log-density terms
 
 
 def network_width(module):
-    """Sum of the output widths of every ``nn.Linear`` layer in ``module``: values per row.
+    """Sum of the output widths of every ``nn.Linear`` layer in ``module``, plus the feature-map values
+    per row of its convolutional nets: values per row.
 
     Example::
 
@@ -35,7 +38,8 @@ def network_width(module):
         >>> network_width(MLP(20, [400], 784))
         1184
     """
-    return sum(m.out_features for m in module.modules() if isinstance(m, nn.Linear))
+    return sum(m.out_features for m in module.modules() if isinstance(m, nn.Linear)) + \
+        sum(m.conv_width for m in module.modules() if isinstance(m, (ConvEncoder, ConvDecoder)))
 
 
 def step_bytes(rows, width, value_bytes=4, copies=COPIES):

@@ -44,7 +44,7 @@ def evaluate_elbo(vae, x, batch_size=1000, distributed=SINGLE):
 
 def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
         lr_schedule=None, clip_norm=None, seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000,
-        beta=1.0, kl_warmup=0, keep_epochs=(), distributed=SINGLE):
+        beta=1.0, kl_warmup=0, keep_epochs=(), distributed=SINGLE, callbacks=()):
     """Train ``vae`` on ``data`` (a :class:`~pyro_vae.data.Dataset`) by maximising ``elbo``.
 
     Each step draws a minibatch of B rows, estimates the full-data ELBO (the ``"data"`` plate
@@ -73,6 +73,9 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         of its R processes scores B rows of every global batch of R x B rows and the gradients are
         averaged, exactly the update of one process with batch R x B. Rank 0 alone writes ``run``
         and prints; pass ``run`` on every rank (the others only read it on resume).
+    :param callbacks: objects with ``on_epoch_end(epoch, row, vae)``, called (on rank 0) after each
+        epoch's history row and checkpoint, e.g. the command line's TensorBoard and MLflow loggers.
+        They must not draw from torch's random stream (fork it), or training would change.
     :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays.
 
     Example::
@@ -141,6 +144,8 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
             run.write_history(state.history)
             if epoch in keep_epochs:
                 run.save_snapshot(checkpoint)
+        for callback in callbacks if distributed.is_main else ():
+            callback.on_epoch_end(epoch, row, vae)
     bar.close()
     return state.history
 

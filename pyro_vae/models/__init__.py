@@ -5,8 +5,9 @@ from .autoencoders import Autoencoder, jacobian_frobenius_sq
 from .base import LatentModel, data_plate, latent_scale
 from .hierarchical import HierarchicalVAE
 from .mixture import MixtureModel
-from .nets import MLP
+from .nets import MLP, ConvDecoder, ConvEncoder
 from .vae import VAE
 
 __all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "MixtureModel", "VAE", "data_plate",
-           "jacobian_frobenius_sq", "latent_scale"]
+           "jacobian_frobenius_sq", "latent_scale",
+           "ConvDecoder", "ConvEncoder"]

@@ -10,6 +10,8 @@ import math
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
+from .images import image_grid, show_grid
+
 
 def variance_ratio_figure(ratios, title="Analytic vs sampled KL: variance ratio (meanfield / trace)"):
     """Grouped bars of a variance ratio per parameter group, one bar per particle count.
@@ -117,15 +119,11 @@ def learning_curves_figure(curves, ylabel="test ELBO (nats per data point)", tit
 def image_rows_figure(rows, image_shape, title=None):
     """One row of images per entry of ``rows`` (``{label: (n, D) tensor in [0, 1]}``), via
     torchvision's ``make_grid``; each row labelled on the left."""
-    from torchvision.utils import make_grid
-
     fig = Figure(figsize=(1.0 + 0.7 * max(len(v) for v in rows.values()), 0.8 + 0.75 * len(rows)),
                  layout="constrained")
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, (label, images) in zip(axes, rows.items()):
-        images = images.detach().cpu().float().clamp(0, 1).reshape(-1, 1, *image_shape)
-        grid = make_grid(images, nrow=len(images), padding=1, pad_value=1.0)[0]  # (H', W')
-        ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        show_grid(ax, image_grid(images, image_shape, nrow=len(images)))  # (H', W') grey, (H', W', 3) colour
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center")

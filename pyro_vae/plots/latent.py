@@ -11,14 +11,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
 from .curves import image_rows_figure
+from .images import image_grid, show_grid
 
 
 def _grid_image(images, image_shape, nrow):
-    """``(N, D)`` images in [0, 1] -> one ``(H', W')`` array, ``nrow`` images per row."""
-    from torchvision.utils import make_grid
-
-    images = images.detach().cpu().float().clamp(0, 1).reshape(-1, 1, *image_shape)
-    return make_grid(images, nrow=nrow, padding=1, pad_value=1.0)[0].numpy()
+    """``(N, D)`` images in [0, 1] -> one ``(H', W')`` (grey) or ``(H', W', 3)`` (colour) array, ``nrow`` per row."""
+    return image_grid(images, image_shape, nrow)
 
 
 def marginal_quantiles(prior, probs, dims=(0, 1), num_samples=20000, generator_seed=0):
@@ -75,7 +73,7 @@ def manifold_figure(decode, values, center, image_shape, dims=(0, 1), title=None
     grid = _grid_image(images, image_shape, nrow=g)
     fig = Figure(figsize=(6.0, 6.0), layout="constrained")
     ax = fig.add_subplot()
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    show_grid(ax, grid)
     step = grid.shape[1] / g  # pixels per cell
     ticks = sorted({0, g // 2, g - 1})
     ax.set_xticks([(i + 0.5) * step for i in ticks], [f"{values[i, 0]:.2f}" for i in ticks])
@@ -162,7 +160,7 @@ def image_grid_figure(images, image_shape, nrow=10, title=None):
     rows = -(-len(images) // nrow)
     fig = Figure(figsize=(0.6 * nrow + 0.4, 0.6 * rows + 0.6), layout="constrained")
     ax = fig.add_subplot()
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    show_grid(ax, grid)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize="medium")
@@ -184,8 +182,7 @@ def image_panels_figure(panels, image_shape, nrow=6, title=None):
             ax.set_yticks([])
             if col in panels[row]:
                 images, caption = panels[row][col]
-                ax.imshow(_grid_image(images[: nrow * nrow], image_shape, nrow), cmap="gray", vmin=0, vmax=1,
-                          interpolation="nearest")
+                show_grid(ax, _grid_image(images[: nrow * nrow], image_shape, nrow))
                 ax.set_title(caption, fontsize="small")
             else:
                 ax.set_frame_on(False)  # an empty cell: blank, but it keeps its row label

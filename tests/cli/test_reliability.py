@@ -101,9 +101,9 @@ CASES = {
     # silent wrong data
     "npz floats 0..16": (lambda t, b: _new(t, "--dataset", npz(t, x_train=GREY / 16.0, x_test=GREY[:5] / 16.0)),
                          r"x_train holds floats in \[0, 15\.9375\].*uint8"),
-    "npz colour (N, 3, H, W)": (lambda t, b: _new(t, "--dataset", npz(t, x_train=np.zeros((4, 3, 8, 8)),
-                                                                       x_test=np.zeros((2, 3, 8, 8)))),
-                                r"x_train has shape \(4, 3, 8, 8\).*colour images are not supported"),
+    "npz two channels (N, 2, H, W)": (lambda t, b: _new(t, "--dataset", npz(t, x_train=np.zeros((4, 2, 8, 8)),
+                                                                             x_test=np.zeros((2, 2, 8, 8)))),
+                                      r"x_train has shape \(4, 2, 8, 8\).*\(N, 3, H, W\) or \(N, H, W, 3\) colour"),
     "masking:1.5 with vae": (lambda t, b: _new(t, "--noise", "masking:1.5"),
                              r"--noise masking:NU must be a probability in \(0, 1\), got 1\.5"),
     "masking:1.5 with denoising-ae": (lambda t, b: _new(t, "--model", "denoising-ae", "--noise", "masking:1.5"),
