@@ -264,6 +264,35 @@ def papers_table(args, reports):
     return "\n".join(lines)
 
 
+def papers_figure(args, reports, stages, path):
+    """Test ELBO per epoch (all 10,000 test images, one draw) and NLL at each kept stage, log epochs."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for i, r in enumerate(reports):
+        color = f"C{i}"
+        epochs, elbo = zip(*r["learning_curve"])
+        ax.plot(epochs, [-v for v in elbo], color=color, linewidth=1, alpha=0.6, label=f"{r['label']}: -test ELBO")
+        points = sorted((s["epoch"], -s["log_likelihood"]) for s in stages.get(r["model"], []))
+        points.append((r["epoch"], -r["log_likelihood"]))
+        ax.plot(*zip(*sorted(set(points))), "o-", color=color, linewidth=2, label=f"{r['label']}: NLL (L_{args.num_samples})")
+        target, _ = PAPER_TARGETS[r["model"]]
+        ax.axhline(target, color=color, linestyle=":", linewidth=1)
+    ends = [sum(3 ** j for j in range(i + 1)) for i in range(8)]
+    for e in ends:
+        ax.axvline(e, color="grey", linewidth=0.5, alpha=0.4)
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch (log scale; grey lines: ends of the learning-rate stages, 3^i epochs each)")
+    ax.set_ylabel("nats per test image (lower is better)")
+    ax.set_title("Burda et al.'s schedule: -ELBO per epoch, NLL at the stage ends (dotted: the paper)",
+                 fontsize="medium")
+    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=90)
+    return path
+
+
 def extrapolate(curve, target_epoch):
     """Fit test ELBO(e) = a - b e^-c to the curve (epochs >= 2) and evaluate it at ``target_epoch``.
 
@@ -418,6 +447,8 @@ def main(argv=None):
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"reports": reports, "stages": stages}, f, indent=1)
     if args.protocol == "papers":
+        if reports:
+            print(f"wrote {papers_figure(args, reports, stages, os.path.join(args.out, 'learning_curves.png'))}")
         print(papers_table(args, reports))
         for name, rows in stages.items():
             print(f"{name}: " + ", ".join(f"epoch {r['epoch']}: NLL {-r['log_likelihood']:.2f}" for r in rows))

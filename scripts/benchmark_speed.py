@@ -14,7 +14,7 @@ and each round's time ratio is taken against the reference of the same round; th
 the median ratio and its range. Peak memory (``--memory``): every configuration runs alone in a
 fresh subprocess, which builds the model and inputs, returns freed heap to the OS (glibc
 ``malloc_trim``), resets its peak RSS to the current RSS (``/proc/self/clear_refs``, Linux; glibc's ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed
-tensors leave RSS), records ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the
+tensors leave RSS), records the peak resident memory ``VmHWM`` (the
 baseline) and reads it again after the workload; the figure is the difference, the
 peak resident memory the workload added (first calls included: JIT compilation, allocator caches).
 
@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -204,6 +203,16 @@ def bench_eval(args, data):
     return results
 
 
+def peak_rss_kib():
+    """This process's peak resident memory (``VmHWM`` in /proc/self/status, KiB).
+
+    Not ``getrusage().ru_maxrss``: Linux carries it across ``exec`` from the parent (the benchmark
+    that starts these children had already peaked above 1 GiB) and ``clear_refs`` does not reset it,
+    which is why an earlier version of this script reported +0.0 MiB for workloads of 80 MiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def reset_peak_rss():
     """Reset this process's peak RSS (VmHWM, which ru_maxrss reports) to its current RSS.
 
@@ -231,9 +240,9 @@ def child(args):
     else:
         work = eval_routes(args, data)[name]
     reset_peak_rss()  # setup (imports, data loading) peaks higher than the workload: forget it
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux: now the current RSS
+    base = peak_rss_kib()  # now the current RSS
     work()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kib()
     print(json.dumps({"config": args.child, "baseline_mib": base / 1024, "added_mib": (peak - base) / 1024}))
 
 
@@ -243,7 +252,7 @@ def bench_memory(args):
     configs += ["eval:reference:0", "eval:iwae:0", "eval:evaluate:0"]
     configs += [f"eval:dataset:{n}" for n in args.dataset_images]
     print("\npeak resident memory added by the workload (fresh subprocess each; peak RSS reset after "
-          "setup; ru_maxrss after minus before the workload)")
+          "setup; VmHWM after minus before the workload)")
     results = []
     for c in configs:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", c, "--steps", str(args.steps),
