@@ -17,7 +17,9 @@ in one process; the figure is the median of the per-round time ratios.
 
 import argparse
 import math
+import os
 import statistics
+import sys
 import time
 
 import pyro
@@ -25,6 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from pyro_vae.diagnostics.ais import ais, make_betas
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmark_iwae import build  # noqa: E402  the same model and images as the IWAE benchmark
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -84,21 +89,6 @@ def _torch_ais_chunk(vae, x, betas, num_chains, leapfrog_steps, step_size):
         up = log_accept[:1].clamp(max=0).exp() > 0.65  # the pilot's acceptance
         pilot_eps = (pilot_eps * torch.where(up, 1.02, 0.98)[..., None]).clamp(1e-4, 1.0)
     return torch.logsumexp(log_w[1:], 0) - math.log(c - 1)
-
-
-def build(args):
-    if args.run:
-        from pyro_vae.cli.build import load_run
-
-        loaded = load_run(args.run)
-        return loaded.model, loaded.data.x_test[: args.images]
-    from pyro_vae import MLP, VAE, Bernoulli, DiagonalNormal, StandardNormal, load_dataset
-
-    torch.manual_seed(0)
-    post, lik = DiagonalNormal(), Bernoulli()
-    vae = VAE(MLP(784, [400], post.num_params(20)), MLP(20, [400], lik.num_params(784)),
-              prior=StandardNormal(20), likelihood=lik, posterior=post).eval()
-    return vae, load_dataset("mnist5k").x_test[: args.images]
 
 
 def main(argv=None):
