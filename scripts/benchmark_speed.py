@@ -109,8 +109,9 @@ def time_steps(step, batches):
 def setup(args):
     data = load_dataset("mnist5k")
     gen = torch.Generator().manual_seed(0)
-    batches = [torch.bernoulli(data.x_train[i * args.batch_size:(i + 1) * args.batch_size], generator=gen).to(DEVICE)
-               for i in range(args.steps)]
+    n = data.x_train.shape[0]  # wrap around: steps x batch may exceed the embedded training set
+    batches = [torch.bernoulli(data.x_train[torch.arange(i * args.batch_size, (i + 1) * args.batch_size) % n],
+                               generator=gen).to(DEVICE) for i in range(args.steps)]
     return data, batches
 
 
