@@ -36,6 +36,7 @@ def torch_iwae(vae, x, num_samples, chunk_size):
         log_prior = -0.5 * (z**2 + log_2pi).sum(-1)
         log_q = -0.5 * (eps**2 + log_2pi).sum(-1) - scale.log().sum(-1)
         acc.update(log_lik + log_prior - log_q)  # (k, B)
+        del eps, z, logits  # free this chunk's (k, B, D) tensors before the next chunk allocates
     return acc.value()
 
 

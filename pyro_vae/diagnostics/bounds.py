@@ -107,6 +107,7 @@ def iter_log_weights(model, guide, x, num_samples, chunk_size=None, max_plate_ne
         if torch.isnan(lw).any():
             raise ValueError("log importance weights are NaN: the model or guide produced NaN parameters")
         yield lw, model_trace, guide_trace
+        del lw, model_trace, guide_trace  # a chunk's (k, B, D) decoder tensors go before the next's arrive
 
 
 class StreamingLogMeanExp:
@@ -169,6 +170,7 @@ def iwae(model, guide, x, num_samples, chunk_size=None, max_plate_nesting=1):
     acc = StreamingLogMeanExp()
     for lw, _, _ in iter_log_weights(model, guide, x, num_samples, chunk_size, max_plate_nesting):
         acc.update(lw)
+        del lw, _
     return acc.value()
 
 
