@@ -91,6 +91,9 @@ def parse_args(argv=None):
     p.add_argument("--stages", action="store_true",
                    help="with --protocol papers: also score every kept stage snapshot (S=--num-samples on "
                         "--max-test-images) for the learning curve; written to snapshots/*.nll_eval.json")
+    p.add_argument("--stage-test-images", type=int,
+                   help="test images for each stage snapshot (default --max-test-images): the same subset "
+                        "rule, so a smaller number is a prefix-free random subset of the 10,000")
     p.add_argument("--data", choices=sorted(DATA), default="dynamic",
                    help="dynamic: mnist.npz binarised afresh per minibatch (60k/10k); static: Larochelle's "
                         "binarized_mnist.npz (50k train, test 10k)")
@@ -247,7 +250,8 @@ def stage_reports(args, name, run_dir):
     """Score every kept snapshot of a run (the learning curve at the schedule's stage ends)."""
     folder = os.path.join(run_dir, "snapshots")
     names = sorted(f for f in os.listdir(folder) if f.endswith(".pt")) if os.path.isdir(folder) else []
-    return [evaluate(args, name, run_dir, os.path.join("snapshots", f)) for f in names]
+    stage_args = argparse.Namespace(**{**vars(args), "max_test_images": args.stage_test_images or args.max_test_images})
+    return [evaluate(stage_args, name, run_dir, os.path.join("snapshots", f)) for f in names]
 
 
 def papers_table(args, reports):
