@@ -56,12 +56,15 @@ def run_command(args):
         run = RunDir(args.out or _default_out())
         if job.is_main:
             run.check_new()  # refuse before loading data; the directory is created only when training starts
+    finished = False
     try:
-        return _train(args, given, run, config or run.config(), job)
+        status = _train(args, given, run, config or run.config(), job)
+        finished = status == 0  # not after an interrupt: the ranks may have stopped at different points
+        return status
     finally:
         if job.is_main:
             run.unlock()
-        dist.shutdown()
+        dist.shutdown(synchronize=finished)
 
 
 def _train(args, given, run, config, job):

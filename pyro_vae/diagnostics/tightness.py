@@ -75,7 +75,7 @@ def point_statistics(model, guide, x, num_samples, ks=DEFAULT_KS, chunk_size=Non
             if isinstance(site["fn"], dist.Delta):  # a point mass, even if its input is random
                 spread = torch.zeros_like(spread)
         # free this chunk's decoder outputs before the next chunk allocates its own
-        del model_trace, guide_trace, terms, site
+        del model_trace, guide_trace, terms
     log_w = torch.cat(weights)  # (S, B)
     stats = {name: total / num_samples for name, total in sums.items()}
     stats["curve"] = bound_curve(log_w, curve_ks(num_samples, ks))

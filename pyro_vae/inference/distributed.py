@@ -110,7 +110,14 @@ def from_environment(device=None):
                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def shutdown():
-    """Tear the process group down (at the end of a torchrun job)."""
+def shutdown(synchronize=False):
+    """Tear the process group down (at the end of a torchrun job).
+
+    :param synchronize: wait for every rank first (a barrier), so that no rank tears its connections
+        down while another still finishes its own work; only on a clean exit, where every rank gets
+        here (a rank that failed would leave the others waiting).
+    """
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,7 +24,17 @@ def run(*args, procs=None, script=None, env=None):
                *target, *args]
     full_env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                     OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=900)
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=900)
+    if procs is not None and result.returncode != 0 and TEARDOWN_ABORT in result.stderr:
+        # A rare abort of one torchrun worker (about one suite in ten on the loaded 2-core CI machine;
+        # not reproduced in 16 direct runs): retried once, on a fresh output directory. Open defect.
+        if "--out" in args:
+            shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=900)
+    return result
+
+
+TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def params(run_dir):
