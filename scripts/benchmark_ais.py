@@ -20,7 +20,6 @@ import math
 import os
 import statistics
 import sys
-import time
 
 import pyro
 import torch
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from pyro_vae.diagnostics.ais import ais, make_betas
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_iwae import build  # noqa: E402  the same model and images as the IWAE benchmark
+from benchmark_iwae import build, interleaved_rounds, print_profile  # noqa: E402  the IWAE benchmark's model, images and timing
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -119,27 +118,13 @@ def main(argv=None):
           f"{torch.get_num_threads()} threads, validation {'off' if args.no_validation else 'on'}")
     print(f"mean estimate: pyro {a.mean().item():.3f}, torch {b.mean().item():.3f} nats "
           f"(paired difference {(a - b).mean().item():+.3f} +- {(a - b).std().item() / math.sqrt(len(x)):.3f})")
-    ratios, times = [], {"pyro": [], "torch": []}
-    for r in range(args.rounds):
-        order = ["pyro", "torch"] if r % 2 == 0 else ["torch", "pyro"]
-        for name in order:
-            t0 = time.perf_counter()
-            routes[name]()
-            times[name].append(time.perf_counter() - t0)
-        ratios.append(times["pyro"][-1] / times["torch"][-1])
-        print(f"round {r + 1}: pyro {times['pyro'][-1]:.2f}s  torch {times['torch'][-1]:.2f}s  "
-              f"ratio {ratios[-1]:.3f}", flush=True)
+    times, ratios = interleaved_rounds(routes, args.rounds)
     per_image = {k: statistics.median(v) / len(x) for k, v in times.items()}
     print(f"median seconds per image: pyro {per_image['pyro']:.3f}, torch {per_image['torch']:.3f}")
     print(f"ratio pyro / torch (median of per-round ratios): {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
     if args.profile:
-        import cProfile
-        import pstats
-
-        profiler = cProfile.Profile()
-        profiler.runcall(routes["pyro"])
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+        print_profile(routes["pyro"], 15)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,32 @@ def build(args):
     return vae, load_dataset("mnist5k").x_test[: args.images]
 
 
+def interleaved_rounds(routes, rounds):
+    """Time ``routes["pyro"]`` against ``routes["torch"]`` in ``rounds`` rounds, alternating which
+    runs first; print each round and return ``(times, ratios)``: seconds per route, pyro / torch."""
+    ratios, times = [], {"pyro": [], "torch": []}
+    for r in range(rounds):
+        order = ["pyro", "torch"] if r % 2 == 0 else ["torch", "pyro"]
+        for name in order:
+            t0 = time.perf_counter()
+            routes[name]()
+            times[name].append(time.perf_counter() - t0)
+        ratios.append(times["pyro"][-1] / times["torch"][-1])
+        print(f"round {r + 1}: pyro {times['pyro'][-1]:.2f}s  torch {times['torch'][-1]:.2f}s  "
+              f"ratio {ratios[-1]:.3f}", flush=True)
+    return times, ratios
+
+
+def print_profile(route, lines):
+    """cProfile of one call of ``route``, its ``lines`` costliest functions by own time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(route)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="a run directory (default: the demo architecture with random weights)")
@@ -78,25 +104,11 @@ def main(argv=None):
     print(f"{len(x)} images, K={args.num_samples}, chunk {chunk} draws ({chunk * len(x)} rows), "
           f"{torch.get_num_threads()} threads, validation {'off' if args.no_validation else 'on'}")
     print(f"mean estimate: pyro {a.mean().item():.3f}, torch {b.mean().item():.3f} nats")
-    ratios, times = [], {"pyro": [], "torch": []}
-    for r in range(args.rounds):
-        order = ["pyro", "torch"] if r % 2 == 0 else ["torch", "pyro"]
-        for name in order:
-            t0 = time.perf_counter()
-            routes[name]()
-            times[name].append(time.perf_counter() - t0)
-        ratios.append(times["pyro"][-1] / times["torch"][-1])
-        print(f"round {r + 1}: pyro {times['pyro'][-1]:.2f}s  torch {times['torch'][-1]:.2f}s  "
-              f"ratio {ratios[-1]:.3f}")
+    times, ratios = interleaved_rounds(routes, args.rounds)
     print(f"median seconds: pyro {statistics.median(times['pyro']):.2f}, torch {statistics.median(times['torch']):.2f}")
     print(f"ratio pyro / torch (median of per-round ratios): {statistics.median(ratios):.3f}")
     if args.profile:
-        import cProfile
-        import pstats
-
-        profiler = cProfile.Profile()
-        profiler.runcall(routes["pyro"])
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+        print_profile(routes["pyro"], 12)
 
 
 if __name__ == "__main__":

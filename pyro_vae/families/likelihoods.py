@@ -107,15 +107,10 @@ class BernoulliLogits(dist.Bernoulli):
     def log_prob(self, value):
         if self._validate_args:
             self._validate_sample(value)
-        if not torch.is_grad_enabled() and _is_binary(value):
+        if not torch.is_grad_enabled() and bool(constraints.boolean.check(value).all()):  # x in {0, 1}
             return F.softplus(self.logits * (1 - 2 * value)).neg_()  # (..., B, D)
         logits, value = broadcast_all(self.logits, value)
         return F.binary_cross_entropy_with_logits(logits, value, reduction="none").neg_()
-
-
-def _is_binary(value):
-    """Every entry 0 or 1 (read on x's own shape, before any broadcast over draws)."""
-    return bool(((value == 0) | (value == 1)).all())
 
 
 class Bernoulli(Likelihood):
