@@ -17,18 +17,26 @@ from .cli.runs import RunDir
 from .data import Dataset, load_dataset
 from .diagnostics.ais import AISResult, ais
 from .diagnostics.bdmc import BDMCResult, bdmc
+from .diagnostics.bits import bits_per_dim
 from .diagnostics.bounds import active_units, bound_curve, ess, iwae, log_weights, psis
 from .diagnostics.inference_gap import inference_gaps
 from .diagnostics.kl_study import estimator_variance, gradient_variance, kl_check, parameter_groups
 from .diagnostics.tightness import dataset_statistics, point_statistics, summarise
 from .errors import UserError
-from .families.likelihoods import (Bernoulli, ContinuousBernoulli, Laplace, Likelihood, Normal, NormalHeteroscedastic,
-                                   NormalLearnedScale)
-from .families.likelihoods import DiscretizedLogistic
+from .families.likelihoods import (
+                                   Bernoulli,
+                                   ContinuousBernoulli,
+                                   DiscretizedLogistic,
+                                   Laplace,
+                                   Likelihood,
+                                   Normal,
+                                   NormalHeteroscedastic,
+                                   NormalLearnedScale,
+)
 from .families.noises import GaussianNoise, Masking, Noise
 from .families.posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
-from .inference.estimators import IWAE_DReG_ELBO, STL_ELBO
+from .inference.estimators import STL_ELBO, IWAE_DReG_ELBO
 from .inference.kl_audit import SampledKLWarning, kl_audit
 from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
 from .inference.schedules import make_schedule
@@ -38,9 +46,7 @@ from .models.autoencoders import Autoencoder, jacobian_frobenius_sq
 from .models.base import LatentModel, data_plate
 from .models.hierarchical import HierarchicalVAE
 from .models.mixture import MixtureModel
-from .models.nets import MLP
-from .models.nets import ConvDecoder, ConvEncoder
-from .diagnostics.bits import bits_per_dim
+from .models.nets import MLP, ConvDecoder, ConvEncoder
 from .models.vae import VAE
 
 __all__ = [

@@ -38,7 +38,6 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -61,10 +60,10 @@ class Dataset:
     x_test: torch.Tensor  # (M, D) float32, binary unless binarize == "none" on grey data
     image_shape: tuple  # e.g. (28, 28) grey, (32, 32, 3) colour (channel-last); (D,) for data that is not an image
     binarize: str  # "dynamic", "static" or "none" (resolved: "none" for data already binary)
-    y_train: Optional[torch.Tensor] = None  # (N,) int64 labels, when the source has them
-    y_test: Optional[torch.Tensor] = None  # (M,) int64
-    x_valid: Optional[torch.Tensor] = None  # (V, D), only for sources with a validation split
-    y_valid: Optional[torch.Tensor] = None
+    y_train: torch.Tensor | None = None  # (N,) int64 labels, when the source has them
+    y_test: torch.Tensor | None = None  # (M,) int64
+    x_valid: torch.Tensor | None = None  # (V, D), only for sources with a validation split
+    y_valid: torch.Tensor | None = None
 
     @property
     def data_dim(self):

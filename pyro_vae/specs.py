@@ -4,8 +4,8 @@ A registry maps a name to a :class:`Choice`: its usage string for ``--help`` and
 ``build(arg, ctx)`` that returns the object (``arg`` is the text after the colon, or None).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from .errors import UserError
 
@@ -46,7 +46,7 @@ def no_arg(usage, arg):
         raise UserError(f"{usage} takes no argument after ':', got {arg!r}")
 
 
-def number_arg(usage, arg, cast=float, default=None) -> Optional[float]:
+def number_arg(usage, arg, cast=float, default=None) -> float | None:
     """Parse a positive number after the colon of ``usage``; ``default`` when absent (None: required)."""
     if arg is None:
         if default is None:

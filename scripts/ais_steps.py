@@ -67,7 +67,7 @@ def main(argv=None):
            "threads": torch.get_num_threads(), "leapfrog_steps": args.leapfrog, "rows": []}
     print(f"{args.run} (epoch {loaded.epoch}): {len(x)} test images, ELBO {out['elbo'][0]:.2f}, "
           f"L_{args.num_samples} {out['iwae'][0]:.2f} ({iwae_seconds:.2f} s/image)", flush=True)
-    for steps, chains, images, points in zip(args.steps, args.chains, args.images, args.bdmc):
+    for steps, chains, images, points in zip(args.steps, args.chains, args.images, args.bdmc, strict=False):
         pyro.set_rng_seed(args.seed)
         res = ais(vae.model, vae.guide, x[:images], steps, chains, args.leapfrog)
         diff = res.log_likelihood - l_s[:images]

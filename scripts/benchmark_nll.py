@@ -157,8 +157,8 @@ def train_flags(args, name):
 def config_for(args, name):
     """The TrainConfig ``pyro-vae train`` would build from these flags (for --measure)."""
     from pyro_vae.cli import make_parser
-    from pyro_vae.cli.options import given_fields
     from pyro_vae.cli.config import TrainConfig
+    from pyro_vae.cli.options import given_fields
 
     ns = make_parser().parse_args(["train", *train_flags(args, name), "--epochs", str(row_setting(args, name)[1])])
     return TrainConfig(**given_fields(ns)).validate()
@@ -276,11 +276,12 @@ def papers_figure(args, reports, stages, path):
     ax = fig.add_subplot()
     for i, r in enumerate(reports):
         color = f"C{i}"
-        epochs, elbo = zip(*r["learning_curve"])
+        epochs, elbo = zip(*r["learning_curve"], strict=False)
         ax.plot(epochs, [-v for v in elbo], color=color, linewidth=1, alpha=0.6, label=f"{r['label']}: -test ELBO")
         points = sorted((s["epoch"], -s["log_likelihood"]) for s in stages.get(r["model"], []))
         points.append((r["epoch"], -r["log_likelihood"]))
-        ax.plot(*zip(*sorted(set(points))), "o-", color=color, linewidth=2, label=f"{r['label']}: NLL (L_{args.num_samples})")
+        ax.plot(*zip(*sorted(set(points)), strict=False), "o-", color=color, linewidth=2,
+                label=f"{r['label']}: NLL (L_{args.num_samples})")
         target, _ = PAPER_TARGETS[r["model"]]
         ax.axhline(target, color=color, linestyle=":", linewidth=1)
     ends = [sum(3 ** j for j in range(i + 1)) for i in range(8)]
@@ -328,7 +329,8 @@ def paired(first, r):
     a, b = first.get("per_image"), r.get("per_image")
     if not a or not b or a["index"] != b["index"]:
         return ""
-    d = -(torch.tensor(b["log_likelihood"], dtype=torch.float64) - torch.tensor(a["log_likelihood"], dtype=torch.float64))
+    d = -(torch.tensor(b["log_likelihood"], dtype=torch.float64)
+          - torch.tensor(a["log_likelihood"], dtype=torch.float64))
     return f"{d.mean().item():+.2f} ({d.std().item() / math.sqrt(d.numel()):.2f})"
 
 
@@ -350,7 +352,8 @@ def estimator_pairs(reports):
     for a, b in ESTIMATOR_PAIRS:
         if a in by_name and b in by_name:
             ra, rb = by_name[a], by_name[b]
-            lines.append(f"| {MODELS[a][0]} - {MODELS[b][0]} | {paired(rb, ra)} | {ra['elbo']:.2f} vs {rb['elbo']:.2f} | "
+            lines.append(f"| {MODELS[a][0]} - {MODELS[b][0]} | {paired(rb, ra)} | "
+                         f"{ra['elbo']:.2f} vs {rb['elbo']:.2f} | "
                          f"{ra['active_units']} vs {rb['active_units']} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
@@ -366,7 +369,8 @@ def tabulate(args, reports):
         lines.append(f"| {r['label']} | {r['epoch']} | {r['train_seconds'] / 60:.1f} | "
                      f"{-r['log_likelihood']:.2f} | {r['stderr']['log_likelihood']:.2f} | {paired(reports[0], r)} | "
                      f"{r['elbo']:.2f} | "
-                     f"{r['gap']:.2f} | {own_gap(r)} | {fmt(r['khat']['median'])} | {fmt(r['khat']['frac_above_0_7'], '.1%')} | "
+                     f"{r['gap']:.2f} | {own_gap(r)} | {fmt(r['khat']['median'])} | "
+                     f"{fmt(r['khat']['frac_above_0_7'], '.1%')} | "
                      f"{r['active_units']}/{sum(s['dims'] for s in r['active_units_by_site'].values())} | "
                      f"{r['test_elbo_full']:.2f} | {fmt(burda)} | {fmt(pythae)} |")
     lines += ["", "| model | test ELBO, epoch 1 | epoch E/2 | epoch E | last-quarter slope (nats/epoch) | "

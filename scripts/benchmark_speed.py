@@ -13,7 +13,8 @@ Rounds are interleaved (reference, ours, reference, ours, ...; evaluation altern
 and each round's time ratio is taken against the reference of the same round; the script prints
 the median ratio and its range. Peak memory (``--memory``): every configuration runs alone in a
 fresh subprocess, which builds the model and inputs, returns freed heap to the OS (glibc
-``malloc_trim``), resets its peak RSS to the current RSS (``/proc/self/clear_refs``, Linux; glibc's ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed
+``malloc_trim``), resets its peak RSS to the current RSS (``/proc/self/clear_refs``, Linux; glibc's
+``MALLOC_MMAP_THRESHOLD_=65536`` so that freed
 tensors leave RSS), records the peak resident memory ``VmHWM`` (the
 baseline) and reads it again after the workload; the figure is the difference, the
 peak resident memory the workload added (first calls included: JIT compilation, allocator caches).
@@ -162,7 +163,7 @@ def bench_steps(args, data, batches):
                 t_ours.append(time_steps(ours, batches))
             row = dict(objective=name, particles=particles, ms=1e3 * statistics.median(t_ours) / args.steps)
             for k in refs:
-                ratios = [o / r for o, r in zip(t_ours, t_ref[k])]
+                ratios = [o / r for o, r in zip(t_ours, t_ref[k], strict=False)]
                 row[k] = dict(ref_ms=1e3 * statistics.median(t_ref[k]) / args.steps, ratio=statistics.median(ratios),
                               lo=min(ratios), hi=max(ratios))
             # the like-for-like figures keep their old keys
@@ -171,7 +172,8 @@ def bench_steps(args, data, batches):
             results.append(row)
             f, d = row["fused"], row["default"]
             print(f"{name:>14} {particles:>3} {row['ms']:8.2f} {f['ref_ms']:7.2f} {f['ratio']:6.2f}  "
-                  f"({f['lo']:.2f}-{f['hi']:.2f})   {d['ref_ms']:19.2f} {d['ratio']:6.2f}  ({d['lo']:.2f}-{d['hi']:.2f})",
+                  f"({f['lo']:.2f}-{f['hi']:.2f})   {d['ref_ms']:19.2f} {d['ratio']:6.2f}  "
+                  f"({d['lo']:.2f}-{d['hi']:.2f})",
                   flush=True)
     return results
 
@@ -194,7 +196,7 @@ def bench_eval(args, data):
             times[name].append(time.perf_counter() - t0)
     results = []
     for name in ("iwae", "evaluate", "evaluate-no-psis"):
-        ratios = [o / t for o, t in zip(times[name], times["reference"])]
+        ratios = [o / t for o, t in zip(times[name], times["reference"], strict=False)]
         row = dict(route=name, ms_per_image=1e3 * statistics.median(times[name]) / args.eval_images,
                    ref_ms_per_image=1e3 * statistics.median(times["reference"]) / args.eval_images,
                    ratio=statistics.median(ratios), lo=min(ratios), hi=max(ratios))
@@ -325,7 +327,8 @@ def main():
           f"784-400-20 MLP, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds; "
           f"default objective: {DEFAULT_OBJECTIVE}; Pyro validation {'off' if args.no_validation else 'on'}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    out = {"validation": not args.no_validation, "torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads(),
+    out = {"validation": not args.no_validation, "torch": torch.__version__, "pyro": pyro.__version__,
+           "threads": torch.get_num_threads(),
            "load_before": os.getloadavg()}
     if not args.skip_steps:
         out["steps"] = bench_steps(args, data, batches)

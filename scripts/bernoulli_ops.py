@@ -30,7 +30,8 @@ ops = {
     "binary_cross_entropy_with_logits": lambda: F.binary_cross_entropy_with_logits(
         logits, x.expand_as(logits), reduction="none"),
     "softplus(l * (1 - 2x))": lambda: F.softplus(logits * sign),
-    "relu(u) + log(1 + exp(-|u|))": lambda: torch.relu(logits * sign) + torch.log(1 + torch.exp(-(logits * sign).abs())),
+    "relu(u) + log(1 + exp(-|u|))":
+        lambda: torch.relu(logits * sign) + torch.log(1 + torch.exp(-(logits * sign).abs())),
 }
 for name, f in ops.items():
     print(f"{name:34s} {median_ms(f):7.2f} ms")

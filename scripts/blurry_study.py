@@ -132,7 +132,7 @@ def main(argv=None):
         rows.append(row)
         print(json.dumps(row), flush=True)
         numbers = (row["sharpness_means"], row["sharpness_samples"], row["sharpness_reconstructions"])
-        for kind, grid, number in zip(kinds, images, numbers):
+        for kind, grid, number in zip(kinds, images, numbers, strict=False):
             panels[kind][specs[name][0]] = (grid, f"sharpness {number:.2f}")
     panels[kinds[0]] = {"test images": (data.x_test, "sharpness 1 (reference)"), **panels[kinds[0]]}
     panels[kinds[2]] = {"test images": (data.x_test, "the inputs x"), **panels[kinds[2]]}

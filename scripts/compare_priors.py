@@ -91,7 +91,8 @@ def main(argv=None):
     print(f"\n{args.epochs} epochs each, {args.dataset}, {args.likelihood}, {args.posterior}, {args.elbo}, "
           f"seed {args.seed}; nats per test image (higher is better)")
     extra = f" | IWAE-{args.iwae_samples}" if args.iwae_samples else ""
-    print(f"| prior | test ELBO (+- s.e.) | vs {rows[0]['prior']} (paired s.e.) | reconstruction | KL{extra} | s/epoch |")
+    print(f"| prior | test ELBO (+- s.e.) | vs {rows[0]['prior']} (paired s.e.) | reconstruction | KL{extra} "
+          "| s/epoch |")
     print("| --- | --- | --- | --- | ---" + (" | ---" if extra else "") + " | --- |")
     for r in rows:
         iw = f" | {r[f'iwae_{args.iwae_samples}']:.2f}" if extra else ""

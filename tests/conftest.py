@@ -2,7 +2,6 @@ import pyro
 import pytest
 import torch
 
-
 # Tests use tiny models: one intra-op thread is faster, and immune to a busy machine's contention
 # (two threads on a shared 2-core machine made one 3 s test take 80 s).
 torch.set_num_threads(1)

@@ -5,7 +5,7 @@ import torch
 
 
 def small_vae(data_dim=64, z_dim=3, hidden=(16,), likelihood=None, seed=0):
-    from pyro_vae import VAE, MLP, DiagonalNormal, StandardNormal, Bernoulli
+    from pyro_vae import MLP, VAE, Bernoulli, DiagonalNormal, StandardNormal
 
     torch.manual_seed(seed)
     likelihood = likelihood or Bernoulli()

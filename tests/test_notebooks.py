@@ -10,7 +10,8 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 
 
 def test_the_three_notebooks_exist():
-    assert [p.name for p in NOTEBOOKS] == ["00_mixture_em.ipynb", "01_autoencoders.ipynb", "02_vae_svi.ipynb", "03_bound_tightness.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["00_mixture_em.ipynb", "01_autoencoders.ipynb", "02_vae_svi.ipynb",
+                                           "03_bound_tightness.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -14,8 +14,8 @@ from ..inference.objectives import check_model, make_elbo
 from ..inference.schedules import make_schedule
 from ..inference.train import fit
 from ..models import MLP, VAE, Autoencoder, HierarchicalVAE, MixtureModel
-from ..models.nets import ConvDecoder, ConvEncoder
 from ..models.mixture import GUIDES
+from ..models.nets import ConvDecoder, ConvEncoder
 from .config import TrainConfig
 from .runs import RunDir
 

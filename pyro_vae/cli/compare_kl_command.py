@@ -242,8 +242,9 @@ def run_command(args):
     set_threads(args.threads)
     loaded = load_run(args.dir)
     if loaded.model.discrete_latent:  # meanfield needs a reparameterised guide; the mixture's KL is exact anyway
-        raise UserError(f"compare-kl compares meanfield with trace, and meanfield cannot train the discrete latent of "
-                        f"--model {loaded.config.model}; its KL and gap are exact sums: see pyro-vae evaluate {args.dir}")
+        raise UserError(f"compare-kl compares meanfield with trace, and meanfield cannot train the discrete latent "
+                        f"of --model {loaded.config.model}; its KL and gap are exact sums: "
+                        f"see pyro-vae evaluate {args.dir}")
     if loaded.model.point_mass:
         flags = f"--model {loaded.config.model}" + (" --posterior delta" if loaded.config.posterior == "delta" else "")
         raise UserError(f"the KL study needs a stochastic posterior, but {flags} has a point-mass code: "

@@ -5,7 +5,6 @@ Stored as ``config.json`` in the run directory (plain JSON: never pickled object
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .. import specs
 from ..errors import UserError, check_int, check_positive
@@ -18,7 +17,7 @@ ARCHS = ("mlp", "conv")  # the networks between the data and the latent code (--
 class TrainConfig:
     # data
     dataset: str = "mnist5k"  # mnist5k | digits | mnist | fashion-mnist | kmnist | npz:PATH
-    data_dir: Optional[str] = None  # root of torchvision datasets (<root>/MNIST/raw/...)
+    data_dir: str | None = None  # root of torchvision datasets (<root>/MNIST/raw/...)
     download: bool = False  # let torchvision download missing files (needs internet)
     binarize: str = "dynamic"  # dynamic | static | none
     # model
@@ -46,11 +45,11 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | burda[:STAGES] | cosine[:EPOCHS], see pyro_vae.inference.schedules
     adam_eps: float = 1e-8  # Adam's epsilon (Burda et al. 2016 use 1e-4)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # Adam betas
-    clip_norm: Optional[float] = None  # clip the gradient's global L2 norm to this (None: off)
+    clip_norm: float | None = None  # clip the gradient's global L2 norm to this (None: off)
     keep_epochs: str = ""  # epochs whose model is kept in snapshots/: "1,4,13" or "stages" (the schedule's stage ends)
     seed: int = 0  # seeds initialisation, minibatch order, binarisation and the ELBO's samples
     device: str = "cpu"  # cpu | cuda
-    threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
 
     def validate(self):
         """Check every field; a bad one is a :class:`~pyro_vae.errors.UserError` naming the field.

@@ -12,9 +12,22 @@ import torch
 
 from ..diagnostics.representations import codes as compute_codes
 from ..diagnostics.tightness import dataset_statistics
-from ..plots import (bound_tightness_figure, empirical_quantiles, gradient_snr_figure, image_grid_figure, interpolate,
-                     interpolation_figure, khat_figure, latent_scatter_figure, learning_curves_figure, manifold_figure,
-                     marginal_quantiles, reconstructions_figure, training_curves_figure, variance_ratio_figure)
+from ..plots import (
+    bound_tightness_figure,
+    empirical_quantiles,
+    gradient_snr_figure,
+    image_grid_figure,
+    interpolate,
+    interpolation_figure,
+    khat_figure,
+    latent_scatter_figure,
+    learning_curves_figure,
+    manifold_figure,
+    marginal_quantiles,
+    reconstructions_figure,
+    training_curves_figure,
+    variance_ratio_figure,
+)
 
 GRID_PROBS = (0.05, 0.95)  # the manifold's grid spans these quantiles (Kingma & Welling: a uniform grid on (0, 1))
 

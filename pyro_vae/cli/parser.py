@@ -136,7 +136,8 @@ def add_compare_kl_parser(sub):
                         "SNR of iwae:K against iwae-dreg:K for K in --snr-k (gradient_snr.png). Writes "
                         "DIR/kl_comparison.json and figures.")
     a = p.add_argument
-    a("--repeats", type=int, default=100, help="paired gradient estimates per objective and particle count (default 100)")
+    a("--repeats", type=int, default=100,
+      help="paired gradient estimates per objective and particle count (default 100)")
     a("--num-particles", type=int, nargs="+", default=[1, 4], metavar="P",
       help="particle counts of the variance measurement (default 1 4)")
     a("--batch-size", type=int, default=128, help="rows of the fixed training batch (default 128)")
@@ -266,7 +267,8 @@ def flag_message(error, flags):
             continue
         name = re.escape(param)
         message = re.sub(rf"(?<![\w-]){name}=True\b", flag, message)
-        message = re.sub(rf"(?<![\w-]){name}=(['\"]?)([^\s,;'\")]*)\1", lambda m: f"{flag} {m.group(2)}", message)
+        message = re.sub(rf"(?<![\w-]){name}=(['\"]?)([^\s,;'\")]*)\1",
+                         lambda m, flag=flag: f"{flag} {m.group(2)}", message)
         message = re.sub(rf"^{name}\b(?!=)", flag, message)
     return message
 

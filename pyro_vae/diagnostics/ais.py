@@ -236,7 +236,7 @@ def ais(model, guide, x, num_steps=DEFAULT_STEPS, num_chains=DEFAULT_CHAINS, lea
         pilots.append(steps.pilot_eps)
         if record_step_sizes:
             schedules.append(steps.schedule())
-    log_w, acceptance = (torch.cat(p, dim=1) for p in zip(*parts))
+    log_w, acceptance = (torch.cat(p, dim=1) for p in zip(*parts, strict=False))
     schedule_out = torch.cat(schedules, dim=-1) if record_step_sizes else None
     return AISResult(log_mean_exp(log_w), log_w, acceptance.mean(0), torch.cat(pilots, dim=1), settings,
                      time.perf_counter() - t0, schedule_out)

@@ -29,8 +29,19 @@ import torch
 
 from ..errors import UserError, check_int
 from ..inference.traces import sample_sites
-from .ais import (DEFAULT_CHAINS, DEFAULT_LEAPFROG, DEFAULT_PILOTS, DEFAULT_STEP_SIZE, DEFAULT_STEPS, AISResult,
-                  ais, anneal, check_settings, default_batch_size, log_mean_exp)
+from .ais import (
+    DEFAULT_CHAINS,
+    DEFAULT_LEAPFROG,
+    DEFAULT_PILOTS,
+    DEFAULT_STEP_SIZE,
+    DEFAULT_STEPS,
+    AISResult,
+    ais,
+    anneal,
+    check_settings,
+    default_batch_size,
+    log_mean_exp,
+)
 from .latent_space import LatentSpace
 from .step_sizes import ScheduledStepSizes
 
@@ -111,7 +122,7 @@ def reverse_ais(model, guide, x, z, step_schedule, num_steps=DEFAULT_STEPS, num_
         zb = {name: value[start:stop].expand(num_chains, *value[start:stop].shape) for name, value in z.items()}
         steps = ScheduledStepSizes(step_schedule[..., start:stop].flip(0), num_chains)
         parts.append(anneal(space, space.flatten(zb), betas.flip(0), steps, leapfrog_steps, progress))
-    log_w, acceptance = (torch.cat(p, dim=1) for p in zip(*parts))
+    log_w, acceptance = (torch.cat(p, dim=1) for p in zip(*parts, strict=False))
     return -log_mean_exp(log_w), log_w, acceptance.mean(0)
 
 

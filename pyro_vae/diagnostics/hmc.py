@@ -43,7 +43,7 @@ class HMCState(NamedTuple):
 def combine(weights, components):
     """``sum_k weights[k] * components[k]``: the target's log-density ``(N,)`` or gradient ``(N, D)``."""
     total = weights[0] * components[0]
-    for w, c in zip(weights[1:], components[1:]):
+    for w, c in zip(weights[1:], components[1:], strict=False):
         total = total + w * c
     return total
 

@@ -48,7 +48,7 @@ def free_guide(guide, family, x, max_plate_nesting=1):
     inputs = {}
     for k in (2, 3):
         inputs[k] = _recorded_inputs(guide, family, x, k, max_plate_nesting)
-    free = {i: a.clone().requires_grad_() for i, (a, b) in enumerate(zip(inputs[2], inputs[3]))
+    free = {i: a.clone().requires_grad_() for i, (a, b) in enumerate(zip(inputs[2], inputs[3], strict=False))
             if a.shape == b.shape}
     if not free:
         raise ValueError(f"the guide never calls {type(family).__name__} with an input that depends on x "
@@ -102,7 +102,7 @@ def optimise_locally(model, guide_star, params, x, steps=DEFAULT_STEPS, lr=DEFAU
         for _ in range(steps):
             loss = elbo.differentiable_loss(model, guide_star, x)
             grads = torch.autograd.grad(loss, params)
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=False):
                 p.grad = g
             optimiser.step()
             schedule.step()

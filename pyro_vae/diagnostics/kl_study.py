@@ -22,7 +22,6 @@ from ..errors import check_int
 from ..inference.objectives import make_elbo
 from ..inference.traces import analytic_kl, get_traces, log_prob, sample_sites
 
-
 # --- KL check: Monte Carlo against analytic ------------------------------------------------------
 
 def _vectorized(fn, num_samples, dim):
@@ -194,7 +193,7 @@ def gradient_variance(model, guide, x, elbo, groups, repeats=100, seed=0):
         grads = iter(torch.autograd.grad(loss, params, allow_unused=True))
         for name in names:
             flat = [(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                    for p, g in zip(groups[name], grads)]
+                    for p, g in zip(groups[name], grads, strict=False)]
             moments[name].add(-torch.cat(flat))  # gradient of the ELBO (ascent direction)
         values.append(-loss.item())
     v = torch.tensor(values, dtype=torch.float64)

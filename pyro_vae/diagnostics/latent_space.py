@@ -27,8 +27,15 @@ import torch
 from torch.distributions import biject_to, constraints
 
 from ..errors import UserError
-from ..inference.traces import (factor_sites, get_traces, log_density, particle_plate, per_point, sample_sites,
-                                site_log_prob)
+from ..inference.traces import (
+    factor_sites,
+    get_traces,
+    log_density,
+    particle_plate,
+    per_point,
+    sample_sites,
+    site_log_prob,
+)
 
 INITS = ("guide", "prior")
 
@@ -122,7 +129,7 @@ class LatentSpace:
         """``u`` ``(C B, D)`` -> ``({site: (C, B, *event)}, log |dz/du|)``; the log-Jacobian is
         ``(C, B)``, or None when every site is real-valued."""
         values, log_jacobian = {}, None
-        for site, part in zip(self.sites, u.split([s.size for s in self.sites], -1)):
+        for site, part in zip(self.sites, u.split([s.size for s in self.sites], -1), strict=False):
             part = part.reshape(self.num_chains, self.batch, *site.shape)
             if site.identity:
                 values[site.name] = part

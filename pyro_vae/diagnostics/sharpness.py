@@ -11,7 +11,7 @@ samples from p(x | z) separately. :func:`relative_sharpness` divides by the same
 test images, so 1 means "as sharp as the data".
 """
 
-import torch
+import torch  # noqa: F401 (the Example:: doctests use it)
 
 
 def mean_gradient_magnitude(images, image_shape):

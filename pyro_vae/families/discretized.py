@@ -125,7 +125,7 @@ class DiscretizedLogistic(TorchDistribution):
             total = total + (weights * torch.sigmoid((loc - edges) / scale)).sum((-2, -1))
         return total / top
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape=torch.Size()):  # noqa: B008 (torch's signature)
         """Pick a component, draw a logistic ``mu + s (log u - log(1 - u))``, and take its bin."""
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():

@@ -25,7 +25,8 @@ from torch.distributions.utils import broadcast_all
 
 from ..errors import UserError, check_int, check_positive
 from ..specs import Choice, no_arg, number_arg
-from .discretized import LEVELS, DiscretizedLogistic as DiscretizedLogisticDistribution, grid
+from .discretized import LEVELS, grid
+from .discretized import DiscretizedLogistic as DiscretizedLogisticDistribution
 
 PAIRWISE_ELEMENTS = 1 << 23  # (row, component, pixel) triples broadcast at once by pairwise_log_prob
 PROB_FLOOR = 1e-6  # EM keeps a Bernoulli mean in [PROB_FLOOR, 1 - PROB_FLOOR]: log p stays finite

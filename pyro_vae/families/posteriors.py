@@ -96,7 +96,8 @@ class LowRankNormal(Posterior):
 
         >>> family = LowRankNormal(rank=2)
         >>> q = family(torch.zeros(5, family.num_params(3)))
-        >>> q.covariance_matrix.shape, bool(torch.allclose(q.covariance_matrix[0], (math.log(2) + 1e-5) ** 2 * torch.eye(3)))
+        >>> cov = q.covariance_matrix
+        >>> cov.shape, bool(torch.allclose(cov[0], (math.log(2) + 1e-5) ** 2 * torch.eye(3)))
         (torch.Size([5, 3, 3]), True)
     """
 

@@ -10,7 +10,7 @@ Every prior derives from :class:`Prior`, which declares what callers may ask of 
 the posterior family from it) and ``components()`` (a Gaussian mixture's parts, for figures).
 """
 
-import math
+import math  # noqa: F401 (the Example:: doctests use it)
 
 import pyro.distributions as dist
 import torch

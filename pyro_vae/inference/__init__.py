@@ -1,8 +1,8 @@
 """Inference: reading log-densities from Pyro traces, the objectives, the KL audit and ``fit``."""
 
+from .estimators import STL_ELBO, IWAE_DReG_ELBO
 from .kl_audit import SampledKLWarning, kl_audit
 from .objectives import IWAE_ELBO, kl_scale, make_elbo
-from .estimators import IWAE_DReG_ELBO, STL_ELBO
 from .schedules import Burda, Constant, Cosine, Schedule, make_schedule
 from .traces import elbo_terms, get_traces
 from .train import TrainingDiverged, evaluate_elbo, fit

@@ -59,7 +59,7 @@ class Distributed:
         flat.mul_(weight)
         dist.all_reduce(flat)
         offset = 0
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=False):
             n = g.numel()
             p.grad = flat[offset : offset + n].view_as(g).clone()
             offset += n

@@ -70,7 +70,7 @@ def frozen(params):
             warnings.filterwarnings("ignore", message=".*not registered in the param store because requires_grad=False")
             yield
     finally:
-        for p, flag in zip(params, flags):
+        for p, flag in zip(params, flags, strict=False):
             p.requires_grad_(flag)
 
 

@@ -15,8 +15,8 @@ from .enumeration import enumerated_terms
 from .kl_audit import uses_analytic_kl, warn_sampled_kl
 from .objectives import is_jit
 from .step import SVIStep
-from .train_state import JitCompiler, TrainState, kl_kwargs
 from .traces import elbo_terms
+from .train_state import JitCompiler, TrainState, kl_kwargs
 
 
 class TrainingDiverged(UserError):
@@ -38,8 +38,8 @@ def evaluate_elbo(vae, x, batch_size=1000, distributed=SINGLE):
     terms_of = enumerated_terms if vae.discrete_latent else lambda m, xb: elbo_terms(m.model, m.guide, xb)
     for start in range(0, len(mine), batch_size):
         terms = terms_of(vae, mine[start : start + batch_size].to(device))
-        totals = [t + terms[k].double().sum().item() for t, k in zip(totals, keys)]
-    return {k: v / len(x) for k, v in zip(keys, distributed.sum(totals))}
+        totals = [t + terms[k].double().sum().item() for t, k in zip(totals, keys, strict=False)]
+    return {k: v / len(x) for k, v in zip(keys, distributed.sum(totals), strict=False)}
 
 
 def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,

@@ -62,7 +62,8 @@ class TrainState:
             first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
             raise UserError(f"the checkpoint does not fit the model built from the run's config ({first}); "
                             "the config was changed after training: restore it, or train a new run") from None
-        for group, f in zip(self.optimizer.param_groups, fused):  # a resumed run may lower lr (e.g. after a NaN)
+        # a resumed run may lower lr (e.g. after a NaN)
+        for group, f in zip(self.optimizer.param_groups, fused, strict=True):
             group["lr"], group["betas"], group["eps"], group["fused"] = lr, tuple(betas), eps, f
         self.history, self.epoch = list(state["history"]), int(state["epoch"])
         self._rng = state["rng_ranks"][distributed.rank] if "rng_ranks" in state else state["rng"]

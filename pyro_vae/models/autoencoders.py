@@ -21,7 +21,6 @@ import torch.nn as nn
 from ..errors import check_positive
 from .vae import VAE
 
-
 # d s(a) / d a for the activations with a closed-form Jacobian
 _SLOPES = {
     nn.Sigmoid: lambda a: torch.sigmoid(a) * (1 - torch.sigmoid(a)),

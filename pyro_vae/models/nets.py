@@ -7,7 +7,7 @@ Networks act on the last dimension and accept any leading batch dimensions, so a
 
 import math
 
-import torch
+import torch  # noqa: F401 (the Example:: doctests use it)
 import torch.nn as nn
 
 from ..errors import UserError, check_int
@@ -34,7 +34,7 @@ class MLP(nn.Sequential):
                             param="activation")
         sizes = [check_int("in_dim", in_dim), *(check_int("hidden", h) for h in hidden), check_int("out_dim", out_dim)]
         layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             layers.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
@@ -93,7 +93,7 @@ class ConvEncoder(nn.Module):
         channels = [check_int("channels", ch) for ch in channels]
         sizes = _halvings(h, w, len(channels))
         layers = []
-        for a, b in zip([c, *channels[:-1]], channels):
+        for a, b in zip([c, *channels[:-1]], channels, strict=False):
             layers += [nn.Conv2d(a, b, kernel_size=4, stride=2, padding=1), _activation(activation)]
         self.convs = nn.Sequential(*layers)
         self.image_shape, self.in_shape = tuple(image_shape), (c, h, w)
@@ -101,7 +101,7 @@ class ConvEncoder(nn.Module):
         self.head = MLP(math.prod(self.feature_shape), hidden, out_dim, activation)
         self.in_dim, self.out_dim = c * h * w, out_dim
         #: values per row the convolutions output (for the memory estimate; the head's are counted as Linear)
-        self.conv_width = sum(ch * hh * ww for ch, (hh, ww) in zip(channels, sizes[1:]))
+        self.conv_width = sum(ch * hh * ww for ch, (hh, ww) in zip(channels, sizes[1:], strict=False))
 
     def forward(self, x):
         lead = x.shape[:-1]
@@ -146,7 +146,7 @@ class ConvDecoder(nn.Module):
         self.trunk = MLP(in_dim, hidden, math.prod(self.feature_shape), activation)
         layers = []
         outs = [*channels[1:], self.params * c]
-        for i, (a, b) in enumerate(zip(channels, outs)):
+        for i, (a, b) in enumerate(zip(channels, outs, strict=False)):
             (hs, ws), (ht, wt) = sizes[i], sizes[i + 1]
             layers.append(nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1,
                                              output_padding=(ht - 2 * hs, wt - 2 * ws)))
@@ -156,7 +156,7 @@ class ConvDecoder(nn.Module):
         self.deconvs = nn.Sequential(*layers)
         self.image_shape, self.out_shape = tuple(image_shape), (c, h, w)
         self.in_dim, self.out_dim = in_dim, out_dim
-        self.conv_width = sum(ch * hh * ww for ch, (hh, ww) in zip(outs, sizes[1:]))
+        self.conv_width = sum(ch * hh * ww for ch, (hh, ww) in zip(outs, sizes[1:], strict=False))
 
     def forward(self, z):
         lead = z.shape[:-1]

@@ -62,8 +62,9 @@ def gradient_snr_figure(curve, title="Gradient signal-to-noise ratio against K")
     groups.sort(key=lambda g: (g != "encoder", g != "decoder"))  # encoder, decoder, then the rest
     fig = Figure(figsize=(3.6 * max(len(groups), 1) + 0.4, 3.6), layout="constrained")
     axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
-    styles = {"iwae": ("tab:blue", "o", 3.5), "iwae-dreg": ("tab:orange", "s", 1.5)}  # wide under narrow: the
-    for ax, group in zip(axes, groups):  # decoder curves coincide (paired draws, the same decoder gradient)
+    # wide under narrow: the decoder curves coincide (paired draws, the same decoder gradient)
+    styles = {"iwae": ("tab:blue", "o", 3.5), "iwae-dreg": ("tab:orange", "s", 1.5)}
+    for ax, group in zip(axes, groups, strict=False):
         for i, name in enumerate(names):
             color, marker, width = styles.get(name, (f"C{i + 2}", "^", 1.5))
             values = [v if v is not None and v > 0 else float("nan") for v in curve["snr"][name][group]]
@@ -122,7 +123,7 @@ def image_rows_figure(rows, image_shape, title=None):
     fig = Figure(figsize=(1.0 + 0.7 * max(len(v) for v in rows.values()), 0.8 + 0.75 * len(rows)),
                  layout="constrained")
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
-    for ax, (label, images) in zip(axes, rows.items()):
+    for ax, (label, images) in zip(axes, rows.items(), strict=False):
         show_grid(ax, image_grid(images, image_shape, nrow=len(images)))  # (H', W') grey, (H', W', 3) colour
         ax.set_xticks([])
         ax.set_yticks([])

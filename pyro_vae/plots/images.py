@@ -5,7 +5,7 @@ Every image figure goes through :func:`image_grid` (torchvision's ``make_grid``)
 (``(H, W)``) or colour (``(H, W, 3)``, rows flattened channel-last as the loader serves them).
 """
 
-import torch
+import torch  # noqa: F401 (the Example:: doctests use it)
 
 
 def as_images(images, image_shape):

@@ -21,7 +21,7 @@ def test_mixture_trains_by_em_and_evaluates_exactly(tmp_path, capsys):
     config, history = _json(out / "config.json"), (out / "history.csv").read_text().splitlines()
     assert config["elbo"] == "em" and config["posterior"] == "exact"
     train_loss = [float(row.split(",")[1]) for row in history[1:]]
-    assert all(a >= b - 1e-4 for a, b in zip(train_loss, train_loss[1:]))  # EM: -log p(x) never rises
+    assert all(a >= b - 1e-4 for a, b in zip(train_loss, train_loss[1:], strict=False))  # EM: -log p(x) never rises
     assert main(["evaluate", str(out), "--num-samples", "50", "--quiet", "--threads", "1"]) == 0
     report = _json(out / "eval.json")
     exact = report["exact"]

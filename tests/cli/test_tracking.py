@@ -35,7 +35,7 @@ def test_tensorboard_scalars_match_history_and_logging_changes_nothing(tmp_path)
         assert [e.step for e in events.Images(name)] == [2, 3]
     image = events.Images("reconstructions")[0]
     assert (image.height, image.width) == (2 * 9 + 1, 8 * 9 + 1)  # 8 test images over their reconstructions
-    for a, b in zip(history, _history(plain)):  # the prior samples drew from a forked stream
+    for a, b in zip(history, _history(plain), strict=False):  # the prior samples drew from a forked stream
         assert {k: a[k] for k in a if "seconds" not in k} == {k: b[k] for k in b if "seconds" not in k}
 
 

@@ -15,14 +15,19 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from torch.distributions import register_kl  # noqa: E402
 
-from tests.helpers import small_vae  # noqa: E402
-from pyro_vae import VAE, MLP, Bernoulli, DiagonalNormal, UserError, fit, make_elbo  # noqa: E402
+from pyro_vae import MLP, VAE, Bernoulli, DiagonalNormal, UserError, fit, make_elbo  # noqa: E402
 from pyro_vae.cli import main  # noqa: E402
 from pyro_vae.diagnostics.kl_study import (  # noqa: E402
-    estimator_variance, expected_abs_t, gradient_variance, kl_check, parameter_groups, summarize_kl_check)
+    estimator_variance,
+    expected_abs_t,
+    gradient_variance,
+    kl_check,
+    parameter_groups,
+    summarize_kl_check,
+)
 from pyro_vae.inference.kl_audit import SampledKLWarning, kl_audit, latent_order  # noqa: E402
 from pyro_vae.plots import learning_curves_figure, variance_ratio_figure  # noqa: E402
-
+from tests.helpers import small_vae  # noqa: E402
 
 # --- families without a registered KL against a diagonal Normal (built here, not from the package) --
 
@@ -95,7 +100,7 @@ def test_meanfield_warns_once_per_fit_and_then_samples_exactly_like_trace(digits
     a, b = vae_with_prior(MixturePrior, seed=1), vae_with_prior(MixturePrior, seed=1)
     _fit_recording(a, digits, "meanfield")
     _fit_recording(b, digits, "trace")
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=False):
         assert torch.allclose(pa, pb, atol=1e-5), name
 
 

@@ -2,11 +2,11 @@ import torch
 import torch.nn as nn
 
 from pyro_vae import MLP, Bernoulli
+from pyro_vae.diagnostics.representations import code_statistics, probe_accuracy, reconstruction_error, report
 from pyro_vae.families.noises import Masking
-from pyro_vae.models.autoencoders import Autoencoder
 from pyro_vae.families.posteriors import Delta
 from pyro_vae.families.priors import Flat
-from pyro_vae.diagnostics.representations import code_statistics, probe_accuracy, reconstruction_error, report
+from pyro_vae.models.autoencoders import Autoencoder
 
 
 def test_probe_separates_separable_features_and_not_noise():

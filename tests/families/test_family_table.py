@@ -14,18 +14,18 @@ import pytest
 import torch
 from pyro.infer import RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 
-from tests.helpers import digits_8bit, small_vae
-from pyro_vae.families import likelihoods, posteriors, priors
-from pyro_vae.inference import objectives
 from pyro_vae.cli.build import MODELS, build_elbo, build_model
 from pyro_vae.cli.config import TrainConfig
 from pyro_vae.data import load_dataset
 from pyro_vae.errors import UserError
+from pyro_vae.families import likelihoods, posteriors, priors
 from pyro_vae.families.likelihoods import ContinuousBernoulli, Laplace, NormalHeteroscedastic, NormalLearnedScale
+from pyro_vae.inference import objectives
 from pyro_vae.inference.objectives import IWAE_ELBO, kl_scale, make_elbo
 from pyro_vae.inference.traces import elbo_terms, get_traces
 from pyro_vae.inference.train import fit
 from pyro_vae.models.mixture import GUIDES
+from tests.helpers import digits_8bit, small_vae
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +130,10 @@ def _neg_elbo(model, x):
 def test_the_table_covers_every_family():
     """Every likelihood, posterior and objective; the VAE priors and models (autoencoder-only priors
     and models, which need a point-mass posterior, are tested with the autoencoders)."""
-    models, prior_specs, *rest = [{spec.partition(":")[0] for spec in column} for column in zip(*TRAIN_CASES)]
+    columns = zip(*TRAIN_CASES, strict=True)
+    models, prior_specs, *rest = [{spec.partition(":")[0] for spec in column} for column in columns]
     rest[1] = rest[1] - set(GUIDES)  # the mixture's guides are not posterior families
-    for names, registry in zip(rest, (likelihoods.REGISTRY, posteriors.REGISTRY, objectives.REGISTRY)):
+    for names, registry in zip(rest, (likelihoods.REGISTRY, posteriors.REGISTRY, objectives.REGISTRY), strict=False):
         assert names == set(registry)
     assert {"vae", "vae2"} <= models <= set(MODELS) and {"normal", "mog", "vamp"} <= prior_specs <= set(priors.REGISTRY)
 
@@ -309,7 +310,7 @@ def test_iwae_gradient_is_the_gradient_of_the_bound(digits):
     pyro.set_rng_seed(9)
     log_w = _hand_log_weights(vae, x, 3, seed=9)
     (-(torch.logsumexp(log_w, 0) - math.log(3)).sum()).backward()
-    assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(grads, vae.parameters()))
+    assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(grads, vae.parameters(), strict=False))
 
 
 def test_iwae_1_is_the_elbo(digits):
@@ -379,5 +380,5 @@ def test_warmup_resume_is_exact_with_jit(digits, tmp_path, monkeypatch):
     assert len(compiles) == 2  # epoch 1 at weight 0.5; epochs 2 and 3 at weight 1 (no kl_scale at all)
     run_fit(tmp_path / "b", 1)
     resumed = run_fit(tmp_path / "b", 3, resume=True)
-    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=False):
         assert torch.equal(a, b)

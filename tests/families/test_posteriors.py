@@ -4,8 +4,19 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from pyro_vae import (IAF, MLP, VAE, Bernoulli, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal,
-                      StandardNormal, VampPrior)
+from pyro_vae import (
+    IAF,
+    MLP,
+    VAE,
+    Bernoulli,
+    ContextIAF,
+    Delta,
+    DiagonalNormal,
+    FullNormal,
+    LowRankNormal,
+    StandardNormal,
+    VampPrior,
+)
 from pyro_vae.errors import UserError
 from pyro_vae.families.posteriors import REGISTRY
 from pyro_vae.specs import Context, build
@@ -165,12 +176,12 @@ def test_context_iaf_log_prob_is_the_change_of_variables():
     for b in range(3):
         flow = _context_flow(iaf, context[b : b + 1])
         assert torch.allclose(flow(z0[b : b + 1]), z[b : b + 1], atol=1e-5)
-        jac = torch.autograd.functional.jacobian(lambda v: flow(v.unsqueeze(0)).squeeze(0), z0[b])
+        jac = torch.autograd.functional.jacobian(lambda v, flow=flow: flow(v.unsqueeze(0)).squeeze(0), z0[b])
         expected = base.log_prob(z0)[b] - torch.linalg.slogdet(jac)[1]
         assert torch.allclose(q.log_prob(z)[b], expected, atol=1e-4)
         assert torch.allclose(iaf(out).log_prob(z.clone().detach())[b], expected, atol=1e-4)  # the inverse
         first = iaf.transforms(context[b : b + 1])[0]  # identity order: lower-triangular Jacobian
-        jac1 = torch.autograd.functional.jacobian(lambda v: first(v.unsqueeze(0)).squeeze(0), z0[b])
+        jac1 = torch.autograd.functional.jacobian(lambda v, first=first: first(v.unsqueeze(0)).squeeze(0), z0[b])
         assert torch.equal(jac1.triu(1), torch.zeros(Z, Z)) and jac1.tril(-1).abs().sum() > 0
 
 
@@ -203,7 +214,7 @@ def test_vamp_prior_refuses_the_context_iaf_and_keeps_the_shared_one():
     from pyro_vae.errors import UserError
 
     for posterior, refused in ((ContextIAF(Z, 2), True), (IAF(Z, 2), False)):
-        make = lambda: VAE(MLP(8, [16], posterior.num_params(Z)), MLP(Z, [16], 8),  # noqa: E731
+        make = lambda posterior=posterior: VAE(MLP(8, [16], posterior.num_params(Z)), MLP(Z, [16], 8),  # noqa: E731
                            prior=VampPrior(Z, 4, 8), likelihood=Bernoulli(), posterior=posterior)
         if refused:
             with pytest.raises(UserError, match=r"vamp:4 .* \(data point, pseudo-input\) pair; use iaf-shared:N"):

@@ -34,10 +34,10 @@ def test_enum_with_the_exact_guide_is_the_marginal_likelihood_and_its_gradient()
     in_model = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(config_enumerate(mix.model),
                                                                        lambda x: None, x)
     assert in_model.item() == pytest.approx(loss.item(), abs=1e-10)
-    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads, _grads(mix, in_model)))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads, _grads(mix, in_model), strict=False))
     exact = -mix.log_marginal(x).sum()
     assert exact.item() == pytest.approx(loss.item(), abs=1e-10)
-    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads, _grads(mix, exact)))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads, _grads(mix, exact), strict=False))
 
 
 def test_enum_with_an_amortised_guide_is_the_exact_elbo_with_no_variance():
@@ -49,8 +49,8 @@ def test_enum_with_an_amortised_guide_is_the_exact_elbo_with_no_variance():
     assert -first.item() == pytest.approx(exact_elbo.item(), abs=1e-10)
     g1 = _grads(mix, first)
     g2 = _grads(mix, enum.differentiable_loss(mix.model, mix.guide, x))
-    assert all(torch.equal(a, b) for a, b in zip(g1, g2))  # nothing is sampled
-    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g1, _grads(mix, -exact_elbo)))
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=False))  # nothing is sampled
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g1, _grads(mix, -exact_elbo), strict=False))
 
 
 def test_trace_gives_the_encoder_an_unbiased_score_function_gradient():

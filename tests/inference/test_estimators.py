@@ -25,13 +25,13 @@ import torch.nn as nn
 from pyro.infer import SVI
 from pyro.optim import Adam
 
-from tests.helpers import small_vae
-from tests.linear_gaussian import MIN_SCALE, LinearGaussian
 from pyro_vae import IAF, VAE, DiagonalNormal, FullNormal, LowRankNormal, Normal, StandardNormal, UserError, make_elbo
 from pyro_vae.diagnostics.kl_study import gradient_variance
 from pyro_vae.inference import estimators
-from pyro_vae.inference.estimators import IWAE_DReG_ELBO, STL_ELBO
+from pyro_vae.inference.estimators import STL_ELBO, IWAE_DReG_ELBO
 from pyro_vae.inference.objectives import check_model
+from tests.helpers import small_vae
+from tests.linear_gaussian import MIN_SCALE, LinearGaussian
 
 
 def _linear(weight, bias):
@@ -93,7 +93,8 @@ def closed_form_elbo(vae, x, noise):
 
 
 def _grads(vae, loss):
-    return {name: g for (name, _), g in zip(vae.named_parameters(), torch.autograd.grad(loss, list(vae.parameters())))}
+    grads = torch.autograd.grad(loss, list(vae.parameters()))
+    return {name: g for (name, _), g in zip(vae.named_parameters(), grads, strict=True)}
 
 
 def mean_gradient(vae, x, objective, calls=20, copies=500, seed=0):
@@ -429,8 +430,8 @@ def test_dreg_is_tucker_et_al_s_formula_written_by_hand(digits):
     decoder = dict(vae.decoder.named_parameters())
     g_enc = torch.autograd.grad(-(w**2 * log_w).sum(), list(encoder.values()), retain_graph=True)
     g_dec = torch.autograd.grad(-(w * log_w).sum(), list(decoder.values()))
-    expected = {**{f"encoder.{n}": g for n, g in zip(encoder, g_enc)},
-                **{f"decoder.{n}": g for n, g in zip(decoder, g_dec)}}
+    expected = {**{f"encoder.{n}": g for n, g in zip(encoder, g_enc, strict=False)},
+                **{f"decoder.{n}": g for n, g in zip(decoder, g_dec, strict=False)}}
     assert set(expected) == set(got)
     for name, g in expected.items():
         assert torch.allclose(got[name], g, rtol=1e-4, atol=1e-5), name

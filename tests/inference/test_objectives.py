@@ -3,9 +3,9 @@ import pytest
 import torch
 from pyro.infer import JitTraceMeanField_ELBO
 
-from tests.helpers import small_vae
 from pyro_vae import UserError, make_elbo
 from pyro_vae.inference.objectives import REGISTRY
+from tests.helpers import small_vae
 
 
 @pytest.fixture

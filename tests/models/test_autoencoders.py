@@ -70,10 +70,10 @@ import pyro  # noqa: E402
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO  # noqa: E402
 
 from pyro_vae import MLP, Bernoulli, Normal, fit, load_dataset, make_elbo  # noqa: E402
-from pyro_vae.models.autoencoders import Autoencoder  # noqa: E402
 from pyro_vae.families.posteriors import Delta  # noqa: E402
 from pyro_vae.families.priors import Flat, SparseLaplace  # noqa: E402
 from pyro_vae.inference.traces import elbo_terms  # noqa: E402
+from pyro_vae.models.autoencoders import Autoencoder  # noqa: E402
 
 
 def _ae(prior=None, corruption=None, contraction=0.0, likelihood=None, d=64, k=4, hidden=(16,)):

@@ -7,13 +7,13 @@ import torch
 import torch.nn as nn
 from pyro.infer import Trace_ELBO
 
-from tests.helpers import small_vae
 from pyro_vae import HierarchicalVAE, Normal, StandardNormal, make_elbo
-from pyro_vae.inference import traces as terms
-from pyro_vae.cli.config import TrainConfig
 from pyro_vae.cli.build import build_model
+from pyro_vae.cli.config import TrainConfig
 from pyro_vae.families.posteriors import DiagonalNormal
+from pyro_vae.inference import traces as terms
 from pyro_vae.inference.traces import elbo_terms, get_traces, same_order
+from tests.helpers import small_vae
 
 Z1, Z2, D = 1, 2, 3
 A, B = torch.tensor([[1.5], [-1.0]]), torch.tensor([0.3, -0.2])  # p(z2 | z1) = N(A z1 + B, S2^2 I)
@@ -40,7 +40,8 @@ def linear_gaussian(q_weight=0.0):
     top_decoder = _linear(Z1, torch.cat([A, torch.zeros(Z2, Z1)]), torch.cat([B, rho(S2, Z2)]))
     decoder = _linear(Z2, C, E)
     encoder = _linear(D, torch.zeros(2 * Z2, D), torch.cat([torch.zeros(Z2), rho(1.5, Z2)]))
-    top_encoder = _linear(Z2, torch.tensor([[q_weight, -q_weight], [0.0, 0.0]]), torch.tensor([0.0, _softplus_inv(1.2)]))
+    top_encoder = _linear(Z2, torch.tensor([[q_weight, -q_weight], [0.0, 0.0]]),
+                          torch.tensor([0.0, _softplus_inv(1.2)]))
     return HierarchicalVAE(encoder, decoder, top_encoder, top_decoder, prior=StandardNormal(Z1),
                            likelihood=Normal(S3), posterior=DiagonalNormal(), z_dim=Z2)
 

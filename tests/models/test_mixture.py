@@ -123,7 +123,7 @@ def test_em_never_decreases_the_elbo(likelihood, binary, digits):
     for _ in range(25):
         log_px, log_q = em_step(mix, x)  # E-step at theta_t, then the M-step
         sequence += [log_px.sum().item(), enumerated_elbo(mix.log_joint_table(x), log_q).sum().item()]
-    assert all(b >= a - 1e-9 * abs(a) for a, b in zip(sequence, sequence[1:])), sequence
+    assert all(b >= a - 1e-9 * abs(a) for a, b in zip(sequence, sequence[1:], strict=False)), sequence
     assert sequence[-1] > sequence[0] + 10  # and it does climb
 
 
@@ -136,7 +136,7 @@ def test_em_as_an_objective_is_one_iteration_per_call(digits):
     loss = EM().loss_and_grads(a.model, a.guide, x, num_data=3000)
     log_px, _ = em_step(b, x)
     assert loss == pytest.approx(-10 * log_px.sum().item(), rel=1e-6)  # scaled by N / B like the ELBOs
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=False))
     assert all(p.grad is None for p in a.parameters())
 
 

@@ -9,11 +9,27 @@ import torch
 
 from pyro_vae.cli import main
 from pyro_vae.cli.runs import save_png as save_figure
-from pyro_vae.plots import (bound_tightness_figure, gradient_snr_figure, image_rows_figure, khat_figure,
-                            learning_curves_figure, training_curves_figure, variance_ratio_figure)
-from pyro_vae.plots.latent import (empirical_quantiles, image_grid_figure, interpolate, interpolation_figure,
-                                   latent_scatter_figure, manifold_figure, manifold_grid, marginal_quantiles,
-                                   pca_2d, reconstructions_figure)
+from pyro_vae.plots import (
+    bound_tightness_figure,
+    gradient_snr_figure,
+    image_rows_figure,
+    khat_figure,
+    learning_curves_figure,
+    training_curves_figure,
+    variance_ratio_figure,
+)
+from pyro_vae.plots.latent import (
+    empirical_quantiles,
+    image_grid_figure,
+    interpolate,
+    interpolation_figure,
+    latent_scatter_figure,
+    manifold_figure,
+    manifold_grid,
+    marginal_quantiles,
+    pca_2d,
+    reconstructions_figure,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RUN_FIGURES = {"training_curves.png", "reconstructions.png", "samples.png", "interpolations.png",
