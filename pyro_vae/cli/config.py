@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .. import specs
 from ..errors import UserError, check_int, check_positive
 from ..families import noises
+from ..inference.compiled import check_mode
 
 ARCHS = ("mlp", "conv")  # the networks between the data and the latent code (--arch)
 
@@ -46,6 +47,7 @@ class TrainConfig:
     adam_eps: float = 1e-8  # Adam's epsilon (Burda et al. 2016 use 1e-4)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # Adam betas
     clip_norm: float | None = None  # clip the gradient's global L2 norm to this (None: off)
+    step: str = "compiled"  # compiled | captured | eager: a training step's graph (pyro_vae.inference.compiled)
     keep_epochs: str = ""  # epochs whose model is kept in snapshots/: "1,4,13" or "stages" (the schedule's stage ends)
     seed: int = 0  # seeds initialisation, minibatch order, binarisation and the ELBO's samples
     device: str = "cpu"  # cpu | cuda
@@ -82,6 +84,7 @@ class TrainConfig:
                 any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise UserError(f"hidden must be positive comma-separated sizes like 400 or 512,256, got {self.hidden!r}",
                             param="hidden")
+        check_mode(self.step, "step")
         if self.arch not in ARCHS:
             raise UserError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}", param="arch")
         if not isinstance(self.channels, list) or not self.channels or \

@@ -20,6 +20,7 @@ from ..data import BINARIZE_MODES
 from ..errors import UserError
 from ..families import likelihoods, posteriors, priors
 from ..inference import objectives, schedules
+from ..inference.compiled import MODES
 from ..inference.train import TrainingDiverged
 from ..models.nets import ACTIVATIONS
 from .build import MODELS
@@ -84,6 +85,9 @@ def add_train_parser(sub):
       f"(default {d.lr_schedule})")
     a("--adam-eps", type=float, help=f"Adam's epsilon (default {d.adam_eps:g}; Burda et al. 1e-4)")
     a("--clip-norm", type=float, help="clip the gradient's global norm (default off)")
+    a("--step", choices=MODES, help="compiled: each training step replays a graph captured from the model and "
+      "guide and compiled with inductor; captured: the same graph without inductor; eager: Pyro's interpreter "
+      f"on every step (default {d.step})")
     a("--keep-epochs", metavar="EPOCHS", help="also keep the model of these epochs in DIR/snapshots/: "
       "1,4,13 or 'stages' (the ends of --lr-schedule burda's stages); evaluate one with "
       "pyro-vae evaluate DIR --checkpoint snapshots/epoch-00013.pt")

@@ -22,15 +22,18 @@ class SVIStep:
     ``optimizer``. Returns the loss per data point (a float; NaN or infinite when the step diverged
     on any process, in which case no update is made).
 
-    :param bool validate_every_step: keep Pyro's validation on after the first step.
+    :param bool validate_every_step: keep Pyro's validation on after the first step (the eager route).
+    :param graph: a :class:`~pyro_vae.inference.graph_step.GraphLoss` computing the loss and gradients
+        as a graph, or None for Pyro's ``elbo.loss_and_grads`` on every step.
     """
 
     def __init__(self, vae, elbo, optimizer, num_data, clip_norm=None, distributed=None,
-                 validate_every_step=False):
+                 validate_every_step=False, graph=None):
         self.vae, self.elbo, self.optimizer, self.num_data = vae, elbo, optimizer, num_data
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.clip_norm, self.distributed = clip_norm, distributed
         self.validate_every_step = validate_every_step
+        self.graph = None if validate_every_step else graph
         self.steps = 0
 
     def __call__(self, xb, kl_kwargs=None, weight=1.0):
@@ -39,8 +42,11 @@ class SVIStep:
             else pyro.validation_enabled(False)
         loss = 0.0
         if xb.shape[0]:  # a rank may get no rows of a ragged last batch: it contributes nothing
-            with checks:
-                loss = loss_and_grads(self.elbo, self.vae, xb, self.num_data, kl_kwargs or {}) / self.num_data
+            loss = self.graph(xb, kl_kwargs) if self.graph is not None and self.graph.active else None
+            if loss is None:  # no graph, or the programs could not be captured
+                with checks:
+                    loss = loss_and_grads(self.elbo, self.vae, xb, self.num_data, kl_kwargs or {})
+            loss = loss / self.num_data
         self.steps += 1
         if self.distributed is not None:
             loss = self.distributed.average_gradients(self.params, loss, weight)

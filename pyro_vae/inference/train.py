@@ -9,9 +9,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from .compiled import check_mode
 from .distributed import SINGLE
 from .em import is_closed_form
 from .enumeration import enumerated_terms
+from .graph_step import GraphLoss
 from .kl_audit import uses_analytic_kl, warn_sampled_kl
 from .objectives import is_jit
 from .step import SVIStep
@@ -44,7 +46,7 @@ def evaluate_elbo(vae, x, batch_size=1000, distributed=SINGLE):
 
 def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
         lr_schedule=None, clip_norm=None, seed=0, run=None, resume=False, quiet=False, eval_batch_size=1000,
-        beta=1.0, kl_warmup=0, keep_epochs=(), distributed=SINGLE, callbacks=()):
+        beta=1.0, kl_warmup=0, keep_epochs=(), distributed=SINGLE, callbacks=(), step="compiled"):
     """Train ``vae`` on ``data`` (a :class:`~pyro_vae.data.Dataset`) by maximising ``elbo``.
 
     Each step draws a minibatch of B rows, estimates the full-data ELBO (the ``"data"`` plate
@@ -76,6 +78,13 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     :param callbacks: objects with ``on_epoch_end(epoch, row, vae)``, called (on rank 0) after each
         epoch's history row and checkpoint, e.g. the command line's TensorBoard and MLflow loggers.
         They must not draw from torch's random stream (fork it), or training would change.
+    :param str step: how each step computes the loss and its gradients: ``"compiled"`` (a graph
+        captured from the model and guide once per minibatch shape and compiled with inductor),
+        ``"captured"`` (the same graph, without inductor) or ``"eager"`` (Pyro's interpreter on every
+        step). The three train on the same random draws; ``"captured"`` equals ``"eager"`` bit for
+        bit, ``"compiled"`` to float rounding. Objectives without a graph form (``enum``, ``em``, the
+        ``jit-*`` ones) always run their own way; programs that cannot be captured run eagerly after one
+        :class:`~pyro_vae.inference.compiled.CompiledStepWarning` (see :mod:`~pyro_vae.inference.compiled`).
     :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays.
 
     Example::
@@ -91,6 +100,7 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         ([1, 2, 3], True)
     """
     device = next(vae.parameters()).device
+    check_mode(step, "step")
     quiet = quiet or not distributed.is_main
     data = data.to(device)  # on a GPU the whole training set stays there: no copy per minibatch
     state = TrainState(vae, lr, betas, eps, device)
@@ -114,7 +124,9 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     compiler = JitCompiler(vae, elbo, data.x_train[: min(batch_size, num_data)].round().to(device), num_data)
     compiler.ensure(kl_kwargs(state.epoch + 1, beta, kl_warmup))
     state.restore_rng()  # after compiling, so compilation's draws do not shift the stream
-    step = SVIStep(vae, elbo, state.optimizer, num_data, clip_norm, distributed if distributed.active else None)
+    graph = GraphLoss(vae, elbo, state.params, num_data, mode=step, kl_input=beta != 1.0 or bool(kl_warmup))
+    svi_step = SVIStep(vae, elbo, state.optimizer, num_data, clip_norm, distributed if distributed.active else None,
+                       graph=graph)
 
     bar = tqdm(total=(epochs - state.epoch) * steps_per_epoch, disable=quiet or not sys.stderr.isatty(),
                unit="step", dynamic_ncols=True)
@@ -126,7 +138,7 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         t0, losses = time.perf_counter(), []
         for xg in data.batches(global_batch, state.data_rng, drop_last=drop_last):
             xb, weight = distributed.shard(xg)
-            loss = step(xb.to(device), scale, weight)
+            loss = svi_step(xb.to(device), scale, weight)
             if not math.isfinite(loss):
                 bar.close()
                 raise _diverged(loss, epoch, len(losses) + 1, run)

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL = ["--dataset", "digits", "--hidden", "32", "--latent-dim", "4", "--quiet", "--threads", "1"]
+# --step captured: the graph without inductor (seconds less per process); tests/inference/test_compiled.py
+# and the command-line test of warnings compile with inductor
+SMALL = ["--dataset", "digits", "--hidden", "32", "--latent-dim", "4", "--quiet", "--threads", "1",
+         "--step", "captured"]
 
 
 def run(*args, procs=None, script=None, env=None):
