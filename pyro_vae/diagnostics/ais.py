@@ -191,7 +191,7 @@ def default_batch_size(num_chains, rows=DEFAULT_CHUNK_ROWS):
 
 def ais(model, guide, x, num_steps=DEFAULT_STEPS, num_chains=DEFAULT_CHAINS, leapfrog_steps=DEFAULT_LEAPFROG,
         schedule="sigmoid", init="guide", step_size=DEFAULT_STEP_SIZE, num_pilots=DEFAULT_PILOTS, batch_size=None,
-        progress=None, record_step_sizes=False, max_plate_nesting=1):
+        progress=None, record_step_sizes=False, max_plate_nesting=1, graph="compiled"):
     """AIS estimate of log p(x) for each row of ``x``: an :class:`AISResult`.
 
     :param model: Pyro program ``model(x)`` with its continuous latent sites in a ``"data"`` plate at
@@ -208,6 +208,9 @@ def ais(model, guide, x, num_steps=DEFAULT_STEPS, num_chains=DEFAULT_CHAINS, lea
     :param progress: optional callable, called with 1 after each annealing step of each chunk
         (``ceil(B / batch_size) * num_steps`` calls in all).
     :param bool record_step_sizes: keep the pilots' step size of every step (``step_schedule``).
+    :param str graph: ``"compiled"`` (default), ``"captured"`` or ``"eager"``: how the log-densities and
+        their gradients run after their first evaluation (:class:`~.latent_space.LatentSpace`): a graph
+        replays the same operations without Pyro's interpreter, on the same draws.
 
     Programs are called without ``num_data`` (unscaled, per data point). Seed with ``pyro.set_rng_seed``.
 
@@ -229,7 +232,7 @@ def ais(model, guide, x, num_steps=DEFAULT_STEPS, num_chains=DEFAULT_CHAINS, lea
     parts, pilots, schedules = [], [], []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start: start + batch_size]
-        space = LatentSpace(model, guide, xb, num_pilots + num_chains, init, max_plate_nesting)
+        space = LatentSpace(model, guide, xb, num_pilots + num_chains, init, max_plate_nesting, graph)
         u = space.sample_initial()
         steps = PilotStepSizes(num_pilots, num_chains, xb.shape[0], step_size, u.dtype, u.device, record_step_sizes)
         parts.append(anneal(space, u, betas, steps, leapfrog_steps, progress))

@@ -16,6 +16,15 @@ with their gradients with respect to ``u`` (the guide scores its own copy of ``u
 pass gives the gradients of log p(x, z) and log q0). When no distribution of the guide depends on a
 latent value (a VAE's q(z | x) depends on x only) the guide runs once and its distributions are
 reused at every position. This is what annealed importance sampling moves between.
+
+:meth:`LatentSpace.evaluate` runs thousands of times per chunk of images (each leapfrog step), on a few
+hundred rows: Pyro's interpreter would dominate it. After its first (validated) call it replays a graph
+captured from it (``graph``, see :mod:`pyro_vae.inference.compiled`): the same operations without the
+interpreter (``"captured"``: the densities and gradients of eager code bit for bit), compiled by
+inductor (``"compiled"``, the default: the elementwise work of the likelihood, the densities and their
+gradients fused into a few loops). The images and the guide's distributions are inputs of the graph,
+so one graph (see :func:`~pyro_vae.diagnostics.graphs.model_graph`) serves every chunk of images of
+the same size and every later call with the same model.
 """
 
 import contextlib
@@ -27,6 +36,7 @@ import torch
 from torch.distributions import biject_to, constraints
 
 from ..errors import UserError
+from ..inference import compiled
 from ..inference.traces import (
     factor_sites,
     get_traces,
@@ -36,6 +46,7 @@ from ..inference.traces import (
     sample_sites,
     site_log_prob,
 )
+from .graphs import model_graph, owner
 
 INITS = ("guide", "prior")
 
@@ -60,6 +71,17 @@ def _grad(value, u, retain_graph):
     return torch.zeros_like(u) if grad is None else grad
 
 
+def _tensors(fn):
+    """The tensors a distribution holds (its own and its base distributions'), in a fixed order."""
+    found = []
+    for value in vars(fn).values():
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, torch.distributions.Distribution):
+            found.extend(_tensors(value))
+    return found
+
+
 def _is_real(constraint):
     while isinstance(constraint, constraints.independent):
         constraint = constraint.base_constraint
@@ -74,12 +96,18 @@ class LatentSpace:
     :param x: ``(B, ...)`` observed data. :param int num_chains: C.
     :param str init: ``"guide"``: q0 = the guide q(z | x); ``"prior"``: q0 = the model's prior p(z).
     :param int max_plate_nesting: plates the programs nest (the chain plate goes left of them).
+    :param str graph: ``"compiled"``, ``"captured"`` or ``"eager"``: how :meth:`evaluate` runs after
+        its first call (a graph needs programs that are methods of one model, whose parameters it takes).
     """
 
-    def __init__(self, model, guide, x, num_chains, init="guide", max_plate_nesting=1):
+    def __init__(self, model, guide, x, num_chains, init="guide", max_plate_nesting=1, graph="compiled"):
         if init not in INITS:
             raise UserError(f"init must be one of {', '.join(INITS)}, got {init!r}", param="init")
         self.x, self.init = x, init
+        self._module = owner(model, guide) if compiled.check_mode(graph, "graph") != "eager" else None
+        self._graph_mode, self._graph = graph, None
+        self._program_ids = (getattr(model, "__func__", model), getattr(guide, "__func__", guide))
+        self._max_plate_nesting = max_plate_nesting
         self.num_chains, self.batch = num_chains, x.shape[0]
         plate = particle_plate(num_chains, max_plate_nesting)
         self._model, self._guide = plate(model), plate(guide)
@@ -201,8 +229,26 @@ class LatentSpace:
 
         With ``init="guide"`` the guide is scored on its own copy of ``u``, so one backward pass
         gives both gradients. Pyro's distribution checks run on the first call only; later
-        positions are checked by their result (a NaN energy is rejected by the transition).
+        positions are checked by their result (a NaN energy is rejected by the transition), and
+        run as a graph where one was asked for.
         """
+        if not self._validated or self._module is None:
+            return self._evaluate(u)
+        if self._graph is None:
+            # the chunk's images and guide distributions are inputs too: one graph serves every chunk of this shape
+            fns = self._guide_fns or {}
+            tensors = [u, self.x, *(t for name in sorted(fns) for t in _tensors(fns[name]))]
+            key = ("ais", self._program_ids, self.init, tuple(sorted(fns)), self.num_chains, self._max_plate_nesting)
+            self._graph, route = model_graph(self._module, key, lambda *a: self._evaluate(a[0]), tensors,
+                                             mode=self._graph_mode, what="AIS's log-density")
+            self._graph_rest = tensors[1:]
+            if route == "eager":
+                self._module = None
+                return self._evaluate(u)
+        with torch.no_grad():
+            return tuple(self._graph(u, *self._graph_rest))
+
+    def _evaluate(self, u):
         with contextlib.nullcontext() if not self._validated else pyro.validation_enabled(False), \
                 torch.enable_grad():
             u_p = u.detach().requires_grad_(True)

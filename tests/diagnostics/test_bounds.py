@@ -113,9 +113,33 @@ def test_chunks_bound_the_particles_seen_by_the_decoder():
     vae = LG.vae(0.3, 1.5)
     seen = []
     vae.decoder.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
-    iwae(vae.model, vae.guide, X, 1000, chunk_size=64)
+    iwae(vae.model, vae.guide, X, 1000, chunk_size=64, graph="eager")  # a graph replays operations, not modules
     assert max(seen) == 64 and sum(seen) == 1000  # peak memory set by chunk_size, not num_samples
     assert chunk_sizes(10, 4) == [4, 4, 2] and chunk_sizes(8, 4) == [4, 4]
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "normal"])
+def test_iwae_chunks_as_a_graph_equal_eager_chunks(likelihood, digits):
+    """16 chunks of 60 draws and a remainder of 40: the first and the last eager, 14 replayed as one graph.
+    The same draws; the Bernoulli graph takes the cross-entropy form where eager code takes softplus's."""
+    from pyro_vae.families.likelihoods import Normal
+    from pyro_vae.inference import compiled
+    from tests.helpers import small_vae
+
+    vae = small_vae(likelihood=Normal(0.3) if likelihood == "normal" else None)
+    x = digits.x_test[:20]
+    captures = []
+    original = compiled.capture
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(compiled, "capture", lambda *a, **k: captures.append(1) or original(*a, **k))
+        pyro.set_rng_seed(3)
+        graphed = iwae(vae.model, vae.guide, x, 1000, chunk_size=60)
+        pyro.set_rng_seed(3)
+        again = iwae(vae.model, vae.guide, x, 1000, chunk_size=60)  # the cached graph: no second capture
+    pyro.set_rng_seed(3)
+    eager = iwae(vae.model, vae.guide, x, 1000, chunk_size=60, graph="eager")
+    assert captures == [1]
+    assert torch.allclose(graphed, eager, rtol=1e-6, atol=0) and torch.equal(graphed, again)
 
 
 def test_streaming_logsumexp_is_exact_in_float64():
