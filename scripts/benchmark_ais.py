@@ -6,7 +6,8 @@ per image plus one pilot chain as one batch of (C + 1) x B rows, the same schedu
 leapfrog steps per HMC transition, the step size adapted toward acceptance 0.65 (x1.02 / x0.98) by
 the pilot and followed by the C counted chains, float64 log-weight accumulation, q0 = the
 encoder's q(z|x). They differ only in how log p(x, z), log q0(z) and their gradients are obtained:
-Pyro traces of the model and guide conditioned on the chains' latent values (pyro_vae.ais), or
+Pyro traces of the model and guide conditioned on the chains' latent values (pyro_vae.ais, which after
+the first evaluation replays them as a compiled graph, ``--graph``), or
 closed forms and one backward pass through the decoder
 (`torch_ais` below, written independently of pyro_vae's AIS code). Rounds alternate between the two
 in one process; the figure is the median of the per-round time ratios.
@@ -20,6 +21,7 @@ import math
 import os
 import statistics
 import sys
+import time
 
 import pyro
 import torch
@@ -102,6 +104,8 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
     p.add_argument("--no-validation", action="store_true", help="turn Pyro's distribution checks off")
+    p.add_argument("--graph", default="compiled", help="compiled (default) | captured | eager: pyro_vae's route for "
+                   "the log-densities after their first evaluation")
     p.add_argument("--profile", action="store_true", help="print a cProfile of one Pyro-route estimate")
     args = p.parse_args(argv)
     if args.threads:
@@ -110,12 +114,16 @@ def main(argv=None):
     vae, x = build(args)
     betas = make_betas(args.schedule, args.steps)
     routes = {"pyro": lambda: ais(vae.model, vae.guide, x, args.steps, args.chains, args.leapfrog, args.schedule,
-                                  batch_size=args.batch_size).log_likelihood,
+                                  batch_size=args.batch_size, graph=args.graph).log_likelihood,
               "torch": lambda: torch_ais(vae, x, betas, args.chains, args.leapfrog, batch_size=args.batch_size)}
     pyro.set_rng_seed(0)
-    a, b = routes["pyro"](), routes["torch"]()  # warm up; both estimate the same quantity
+    t0 = time.perf_counter()
+    a = routes["pyro"]()  # warm up (the first call builds and compiles the graph); both estimate the same quantity
+    first = time.perf_counter() - t0
+    b = routes["torch"]()
     print(f"{len(x)} images, T={args.steps} ({args.schedule}), {args.chains} chains, L={args.leapfrog}, "
-          f"{torch.get_num_threads()} threads, validation {'off' if args.no_validation else 'on'}")
+          f"{torch.get_num_threads()} threads, validation {'off' if args.no_validation else 'on, first evaluation'}, "
+          f"pyro_vae route {args.graph}; load average {os.getloadavg()[0]:.2f}; pyro's first call {first:.1f} s")
     print(f"mean estimate: pyro {a.mean().item():.3f}, torch {b.mean().item():.3f} nats "
           f"(paired difference {(a - b).mean().item():+.3f} +- {(a - b).std().item() / math.sqrt(len(x)):.3f})")
     times, ratios = interleaved_rounds(routes, args.rounds)

@@ -1,10 +1,13 @@
-"""Speed of the IWAE estimate: pyro_vae's trace route against a hand-written vectorised PyTorch loop.
+"""Speed of the IWAE estimate: pyro_vae.bounds.iwae against two hand-written vectorised PyTorch loops.
 
-Both compute log (1/K) sum_k p(x, z_k) / q(z_k | x) for the same network (the `make demo` VAE:
+All compute log (1/K) sum_k p(x, z_k) / q(z_k | x) for the same network (the `make demo` VAE:
 784-400-20, Bernoulli likelihood, diagonal Normal posterior, standard normal prior), with the same
-chunking and the same float64 streaming logsumexp; they differ only in how the log weights are
-obtained: Pyro traces under a particle plate (pyro_vae.bounds.iwae), or direct tensor code. Rounds
-alternate between the two in one process; the figure is the median of per-round time ratios.
+chunking and the same float64 streaming logsumexp; they differ in how the log weights are obtained:
+pyro_vae reads them from Pyro traces under a particle plate (and, with many chunks, replays those
+chunks as a compiled graph: ``--graph``), the references are direct tensor code, either the naive
+form a user writes (``binary_cross_entropy_with_logits``) or the like-for-like one (``softplus`` of the
+signed logits, the form pyro_vae's Bernoulli takes in evaluation). Rounds alternate the order of the
+routes in one process; the figures are medians of per-round time ratios.
 
     python scripts/benchmark_iwae.py                      # random weights, 100 test images, K=5000
     python scripts/benchmark_iwae.py --run runs/demo      # a trained run's network and data
@@ -12,6 +15,7 @@ alternate between the two in one process; the figure is the median of per-round 
 
 import argparse
 import math
+import os
 import statistics
 import time
 
@@ -23,16 +27,23 @@ from pyro_vae.bounds import StreamingLogMeanExp, chunk_sizes, default_chunk_size
 
 
 @torch.no_grad()
-def torch_iwae(vae, x, num_samples, chunk_size):
-    """Hand-written IWAE for a DiagonalNormal / StandardNormal / Bernoulli VAE: ``(B,)`` float64."""
+def torch_iwae(vae, x, num_samples, chunk_size, form="bce"):
+    """Hand-written IWAE for a DiagonalNormal / StandardNormal / Bernoulli VAE: ``(B,)`` float64.
+
+    ``form``: ``"bce"``, log p(x | z) as ``-binary_cross_entropy_with_logits`` (what a user writes), or
+    ``"softplus"``, as ``-softplus((1 - 2x) logits)`` (for binary x; pyro_vae's evaluation form)."""
     loc, scale = vae.posterior.loc_scale(vae.encoder(x))  # (B, Z), (B, Z)
     log_2pi = math.log(2 * math.pi)
+    sign = 1 - 2 * x  # (B, D)
     acc = StreamingLogMeanExp()
     for k in chunk_sizes(num_samples, min(chunk_size, num_samples)):
         eps = torch.randn((k,) + loc.shape, device=loc.device)  # (k, B, Z)
         z = loc + scale * eps
         logits = vae.decoder(z)  # (k, B, D)
-        log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        if form == "softplus":
+            log_lik = F.softplus(logits * sign).neg_().sum(-1)  # (k, B)
+        else:
+            log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
         log_prior = -0.5 * (z**2 + log_2pi).sum(-1)
         log_q = -0.5 * (eps**2 + log_2pi).sum(-1) - scale.log().sum(-1)
         acc.update(log_lik + log_prior - log_q)  # (k, B)
@@ -56,19 +67,23 @@ def build(args):
 
 
 def interleaved_rounds(routes, rounds):
-    """Time ``routes["pyro"]`` against ``routes["torch"]`` in ``rounds`` rounds, alternating which
-    runs first; print each round and return ``(times, ratios)``: seconds per route, pyro / torch."""
-    ratios, times = [], {"pyro": [], "torch": []}
+    """Time ``routes["pyro"]`` against the other routes (references) in ``rounds`` rounds, reversing the
+    order every other round; print each round and return ``(times, ratios)``: seconds per route, and
+    for each reference the per-round ratios pyro / reference (``ratios`` is a list when there is one
+    reference, named ``torch``, else a dict)."""
+    times = {name: [] for name in routes}
+    refs = [name for name in routes if name != "pyro"]
+    ratios = {name: [] for name in refs}
     for r in range(rounds):
-        order = ["pyro", "torch"] if r % 2 == 0 else ["torch", "pyro"]
-        for name in order:
+        for name in list(routes) if r % 2 == 0 else list(routes)[::-1]:
             t0 = time.perf_counter()
             routes[name]()
             times[name].append(time.perf_counter() - t0)
-        ratios.append(times["pyro"][-1] / times["torch"][-1])
-        print(f"round {r + 1}: pyro {times['pyro'][-1]:.2f}s  torch {times['torch'][-1]:.2f}s  "
-              f"ratio {ratios[-1]:.3f}", flush=True)
-    return times, ratios
+        for name in refs:
+            ratios[name].append(times["pyro"][-1] / times[name][-1])
+        print(f"round {r + 1}: " + "  ".join(f"{n} {times[n][-1]:.2f}s" for n in routes) + "  ratio " +
+              "  ".join(f"{ratios[n][-1]:.3f}" for n in refs), flush=True)
+    return times, ratios["torch"] if refs == ["torch"] else ratios
 
 
 def print_profile(route, lines):
@@ -90,6 +105,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
     p.add_argument("--no-validation", action="store_true", help="turn Pyro's distribution checks off")
+    p.add_argument("--graph", default="compiled", help="compiled (default) | captured | eager: pyro_vae's route")
     p.add_argument("--profile", action="store_true", help="print a cProfile of one Pyro-route estimate")
     args = p.parse_args(argv)
     if args.threads:
@@ -97,16 +113,27 @@ def main(argv=None):
     pyro.enable_validation(not args.no_validation)
     vae, x = build(args)
     chunk = args.chunk_size or default_chunk_size(len(x))
-    routes = {"pyro": lambda: iwae(vae.model, vae.guide, x, args.num_samples, chunk),
-              "torch": lambda: torch_iwae(vae, x, args.num_samples, chunk)}
+    routes = {"pyro": lambda: iwae(vae.model, vae.guide, x, args.num_samples, chunk, graph=args.graph),
+              "naive": lambda: torch_iwae(vae, x, args.num_samples, chunk, form="bce"),
+              "softplus": lambda: torch_iwae(vae, x, args.num_samples, chunk, form="softplus")}
     pyro.set_rng_seed(0)
-    a, b = routes["pyro"](), routes["torch"]()  # warm up; both estimate the same quantity
+    t0 = time.perf_counter()
+    a = routes["pyro"]()  # warm up (the first call builds and compiles the graph); all estimate the same quantity
+    first = time.perf_counter() - t0
+    b = routes["naive"]()
+    routes["softplus"]()
     print(f"{len(x)} images, K={args.num_samples}, chunk {chunk} draws ({chunk * len(x)} rows), "
-          f"{torch.get_num_threads()} threads, validation {'off' if args.no_validation else 'on'}")
-    print(f"mean estimate: pyro {a.mean().item():.3f}, torch {b.mean().item():.3f} nats")
+          f"{torch.get_num_threads()} threads, validation {'off' if args.no_validation else 'on, first chunk'}, "
+          f"pyro_vae route {args.graph}; load average {os.getloadavg()[0]:.2f}")
+    print(f"mean estimate: pyro {a.mean().item():.3f}, torch {b.mean().item():.3f} nats; pyro's first call "
+          f"(with graph building) {first:.1f} s")
     times, ratios = interleaved_rounds(routes, args.rounds)
-    print(f"median seconds: pyro {statistics.median(times['pyro']):.2f}, torch {statistics.median(times['torch']):.2f}")
-    print(f"ratio pyro / torch (median of per-round ratios): {statistics.median(ratios):.3f}")
+    print("median seconds: " + ", ".join(f"{n} {statistics.median(t):.2f}" for n, t in times.items()))
+    for name, label in (("naive", "naive reference (binary_cross_entropy_with_logits)"),
+                        ("softplus", "like-for-like reference (softplus)")):
+        r = ratios[name]
+        print(f"ratio pyro / {label}: {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f})")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.profile:
         print_profile(routes["pyro"], 12)
 

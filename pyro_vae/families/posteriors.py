@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from pyro.distributions.transforms import AffineAutoregressive, ConditionalAffineAutoregressive
+from pyro.distributions.transforms.utils import clamp_preserve_gradients
 from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch.distributions import Independent, LowRankMultivariateNormal, MultivariateNormal, register_kl
 
@@ -161,6 +162,31 @@ class FullNormal(Posterior):
         return out[..., : self._z_dim(out.shape[-1])]
 
 
+class OrderedAutoregressive(AffineAutoregressive):
+    """Pyro's :class:`~pyro.distributions.transforms.AffineAutoregressive` whose inverse walks the
+    variables in an order held as Python ints. Pyro's ``_inverse`` iterates over the permutation
+    tensor and indexes with its elements, reading tensor values, which a graph captured from the
+    programs (:mod:`pyro_vae.inference.compiled`) cannot do; the operations and values are Pyro's.
+
+    :param order: the variables in the MADE's order (default: its permutation, read now).
+    """
+
+    def __init__(self, autoregressive_nn, order=None, **kwargs):
+        super().__init__(autoregressive_nn, **kwargs)
+        self.order = [int(i) for i in (autoregressive_nn.permutation if order is None else order)]
+
+    def _inverse(self, y):
+        x = [torch.zeros(y.size()[:-1], device=y.device)] * y.size(-1)
+        for idx in self.order:  # one pass of the MADE per variable, as Pyro's
+            mean, log_scale = self.arn(torch.stack(x, dim=-1))
+            inverse_scale = torch.exp(-clamp_preserve_gradients(log_scale[..., idx], min=self.log_scale_min_clip,
+                                                                max=self.log_scale_max_clip))
+            x[idx] = (y[..., idx] - mean[..., idx]) * inverse_scale
+        self._cached_log_scale = clamp_preserve_gradients(log_scale, min=self.log_scale_min_clip,
+                                                          max=self.log_scale_max_clip)
+        return torch.stack(x, dim=-1)
+
+
 class IAF(Posterior):
     """Inverse autoregressive flow on a diagonal Normal, one flow shared by all data points (spec
     ``iaf-shared:N``; the paper's context-conditioned form is :class:`ContextIAF`, ``iaf:N``):
@@ -200,7 +226,7 @@ class IAF(Posterior):
             arn = AutoRegressiveNN(z_dim, hidden_dims, permutation=identity if i % 2 == 0 else reverse)
             nn.init.zeros_(arn.layers[-1].weight)
             nn.init.zeros_(arn.layers[-1].bias)
-            flows.append(AffineAutoregressive(arn))
+            flows.append(OrderedAutoregressive(arn))
         self.flows = nn.ModuleList(flows)
 
     def num_params(self, z_dim):
@@ -263,6 +289,7 @@ class ContextIAF(Posterior):
             nn.init.zeros_(arn.layers[-1].bias)
             flows.append(ConditionalAffineAutoregressive(arn))
         self.flows = nn.ModuleList(flows)
+        self.orders = [[int(i) for i in flow.nn.permutation] for flow in flows]  # see OrderedAutoregressive
 
     def num_params(self, z_dim):
         return self.base.num_params(z_dim) + self.context_dim
@@ -272,8 +299,9 @@ class ContextIAF(Posterior):
         return out[..., : 2 * self.z_dim], out[..., 2 * self.z_dim :]
 
     def transforms(self, context):
-        """The N steps conditioned on ``context`` ``(B, C)``: :class:`AffineAutoregressive` transforms."""
-        return [flow.condition(context) for flow in self.flows]
+        """The N steps conditioned on ``context`` ``(B, C)``: :class:`OrderedAutoregressive` transforms."""
+        return [OrderedAutoregressive(flow.condition(context).arn, order, **flow.kwargs)
+                for flow, order in zip(self.flows, self.orders, strict=True)]
 
     def forward(self, out):
         base_out, context = self.split(out)

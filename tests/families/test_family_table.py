@@ -8,6 +8,7 @@ The likelihood families' known answers and the objectives' (IWAE, beta, warm-up)
 
 import math
 import re
+import warnings
 
 import pyro
 import pytest
@@ -21,11 +22,14 @@ from pyro_vae.errors import UserError
 from pyro_vae.families import likelihoods, posteriors, priors
 from pyro_vae.families.likelihoods import ContinuousBernoulli, Laplace, NormalHeteroscedastic, NormalLearnedScale
 from pyro_vae.inference import objectives
+from pyro_vae.inference.compiled import CompiledStepWarning
+from pyro_vae.inference.graph_step import GraphLoss
 from pyro_vae.inference.objectives import IWAE_ELBO, kl_scale, make_elbo
+from pyro_vae.inference.surrogates import supports
 from pyro_vae.inference.traces import elbo_terms, get_traces
 from pyro_vae.inference.train import fit
 from pyro_vae.models.mixture import GUIDES
-from tests.helpers import digits_8bit, small_vae
+from tests.helpers import assert_close, digits_8bit, eager_and_graph, small_vae
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +164,27 @@ def test_family_trains(model, prior, likelihood, posterior, elbo, kind, arch, di
         optimizer.step()
     after = _neg_elbo(vae, x_eval)
     assert after < before - 1.0, (before, after)
+
+
+@pytest.mark.parametrize("model, prior, likelihood, posterior, elbo, kind", TRAIN_CASES,
+                         ids=["-".join(c[:5]) for c in TRAIN_CASES])
+def test_family_step_as_a_graph_equals_eager_pyro(model, prior, likelihood, posterior, elbo, kind, digits, grey,
+                                                  grey8):
+    """The training step ``fit`` takes by default, captured as a graph: its loss and every parameter's
+    gradient equal eager Pyro's on the same draws (captured without inductor here; tests/inference/
+    test_compiled.py compiles). Objectives without a graph form (enum, em, jit-*) step eagerly."""
+    data = {"binary": digits, "grey": grey, "grey8": grey8}[kind]
+    vae, objective = _build(data, model=model, prior=prior, likelihood=likelihood, posterior=posterior, elbo=elbo)
+    x = data.x_train[:40].round() if kind == "binary" else data.x_train[:40]
+    if not supports(objective):
+        assert elbo.partition(":")[0] in ("enum", "em", "jit-trace", "jit-meanfield")
+        assert not GraphLoss(vae, objective, list(vae.parameters()), data.num_train).active
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompiledStepWarning)  # captured, not fallen back to eager
+        eager, ours, graph = eager_and_graph(vae, objective, x, data.num_train)
+    assert graph.routes == ["captured"]
+    assert_close(eager, ours)
 
 
 @pytest.mark.parametrize("overrides, kind, message", ERROR_CASES, ids=[str(c[0]) for c in ERROR_CASES])

@@ -15,7 +15,7 @@ from pyro_vae.errors import UserError
 from pyro_vae.inference import compiled
 from pyro_vae.inference.compiled import CompiledStepWarning
 from pyro_vae.inference.graph_step import GraphLoss
-from tests.helpers import small_vae
+from tests.helpers import assert_close, eager_and_graph, small_vae
 
 N = 1437  # digits' training rows: with batch 100, 14 full batches and a ragged one of 37
 
@@ -23,40 +23,11 @@ OBJECTIVES = [("meanfield", 1, None), ("trace", 1, None), ("trace", 3, None), ("
               ("iwae:3", 1, None), ("iwae-dreg:3", 1, None), ("meanfield", 2, 0.3), ("iwae:2", 1, 0.5)]
 
 
-def eager_and_graph(vae, elbo, x, kl_scale=None, mode="captured", seed=5):
-    """``(loss, grads)`` of eager Pyro's ``loss_and_grads`` and of a GraphLoss, on the same draws."""
-    params = list(vae.parameters())
-    kwargs = {} if kl_scale is None else {"kl_scale": kl_scale}
-    torch.manual_seed(seed)
-    eager = elbo.loss_and_grads(vae.model, vae.guide, x, num_data=N, **kwargs)
-    eager_grads = [None if p.grad is None else p.grad.clone() for p in params]
-    vae.zero_grad(set_to_none=True)
-    graph = GraphLoss(vae, elbo, params, N, mode=mode, kl_input=kl_scale is not None)
-    torch.manual_seed(seed)
-    loss = graph(x, kwargs)
-    grads = [p.grad for p in params]
-    after = torch.randn(3)  # the graph drew what eager drew: the stream goes on from the same state
-    torch.manual_seed(seed)
-    elbo.loss(vae.model, vae.guide, x, num_data=N, **kwargs)
-    assert torch.equal(after, torch.randn(3))
-    return (eager, eager_grads), (loss, grads), graph
-
-
-def assert_close(eager, ours, rtol=1e-5):
-    (loss_e, grads_e), (loss_o, grads_o) = eager, ours
-    assert loss_o == pytest.approx(loss_e, rel=rtol)
-    assert len(grads_e) == len(grads_o)
-    for a, b in zip(grads_e, grads_o, strict=True):
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert b.stride() == a.stride() and ((a - b).norm() <= rtol * a.norm()), ((a - b).norm(), a.norm())
-
-
 @pytest.mark.parametrize("objective, particles, kl_scale", OBJECTIVES,
                          ids=[f"{o}-P{p}-kl{k}" for o, p, k in OBJECTIVES])
 def test_captured_loss_and_gradients_equal_eager_pyro(objective, particles, kl_scale, digits):
     vae = small_vae()
-    eager, ours, graph = eager_and_graph(vae, make_elbo(objective, particles), digits.x_train[:100], kl_scale)
+    eager, ours, graph = eager_and_graph(vae, make_elbo(objective, particles), digits.x_train[:100], N, kl_scale)
     assert graph.routes == ["captured"]
     assert_close(eager, ours)
     assert ours[0] == eager[0] and all(torch.equal(a, b) for a, b in zip(eager[1], ours[1], strict=True))  # bit for bit
@@ -143,7 +114,7 @@ def test_a_failing_compiler_leaves_the_captured_graph_after_one_line(digits, mon
     vae = small_vae()
     with pytest.warns(CompiledStepWarning, match=r"^the training step replays its captured graph without inductor: "
                       r"compiling it failed \(RuntimeError: C\+\+ compile error: c\+\+ not found\)$") as record:
-        eager, ours, graph = eager_and_graph(vae, make_elbo("meanfield"), digits.x_train[:100], mode="compiled")
+        eager, ours, graph = eager_and_graph(vae, make_elbo("meanfield"), digits.x_train[:100], N, mode="compiled")
     assert len(record) == 1 and graph.routes == ["captured"]
     assert_close(eager, ours)
 
@@ -153,7 +124,7 @@ def test_a_graph_that_disagrees_with_eager_is_not_used(digits, monkeypatch):
     vae = small_vae()
     with pytest.warns(CompiledStepWarning, match=r"compiling it failed \(RuntimeError: its result differs from "
                       r"eager Pyro by 1\.0e-02"):
-        eager, ours, graph = eager_and_graph(vae, make_elbo("trace"), digits.x_train[:100], mode="compiled")
+        eager, ours, graph = eager_and_graph(vae, make_elbo("trace"), digits.x_train[:100], N, mode="compiled")
     assert graph.routes == ["captured"]
     assert_close(eager, ours)
 
@@ -173,7 +144,7 @@ def test_nan_parameters_with_validation_report_a_nan_loss(digits):
 @pytest.mark.parametrize("objective", ["meanfield", "iwae-dreg:3"])
 def test_inductor_loss_and_gradients_equal_eager_pyro(objective, digits):
     vae = small_vae()
-    eager, ours, graph = eager_and_graph(vae, make_elbo(objective), digits.x_train[:100], mode="compiled")
+    eager, ours, graph = eager_and_graph(vae, make_elbo(objective), digits.x_train[:100], N, mode="compiled")
     assert graph.routes == ["compiled"]
     assert_close(eager, ours)
 
@@ -204,7 +175,7 @@ def test_inductor_without_a_cpp_compiler_falls_back_to_the_captured_graph(digits
     no_compiler = {"cpp.cxx": (None, "/nonexistent/c++"), "force_disable_caches": True}
     with inductor_config.patch(no_compiler), warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        eager, ours, graph = eager_and_graph(vae, make_elbo("meanfield"), digits.x_train[:100], mode="compiled")
+        eager, ours, graph = eager_and_graph(vae, make_elbo("meanfield"), digits.x_train[:100], N, mode="compiled")
     lines = [str(w.message) for w in record if issubclass(w.category, CompiledStepWarning)]
     assert graph.routes == ["captured"] and len(lines) == 1, lines
     assert lines[0].startswith("the training step replays its captured graph without inductor: compiling it failed")
