@@ -10,6 +10,7 @@ its config, stale result files, a closed pipe, Ctrl-C, a second writer, the umas
 import errno
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from pyro_vae.cli import main
-from pyro_vae.cli.config import TrainConfig
+from pyro_vae.experiment.config import TrainConfig
 
 FAST = ["--dataset", "digits", "--hidden", "32", "--latent-dim", "4", "--batch-size", "200", "--quiet",
         "--threads", "1"]
@@ -36,7 +37,7 @@ def snapshot(folder):
     """Every file of ``folder`` (hidden ones included) and its bytes."""
     if not os.path.isdir(folder):
         return None
-    return {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))}
+    return {name: pathlib.Path(folder, name).read_bytes() for name in sorted(os.listdir(folder))}
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +247,7 @@ def test_config_json_round_trips_every_value(tmp_path):
                          beta=0.5, kl_warmup=2, sparsity=0.3, noise="gaussian:0.2", contraction=0.2, epochs=4,
                          batch_size=9, lr=2e-4, lr_schedule="cosine", adam_eps=1e-4, betas=[0.8, 0.99],
                          clip_norm=5.0, seed=3, threads=1).validate()
-    from pyro_vae.cli.runs import RunDir
+    from pyro_vae.experiment.runs import RunDir
     run = RunDir(tmp_path / "r")
     run.create(config)
     run.unlock()
@@ -267,8 +268,8 @@ def test_plot_skips_figures_of_an_eval_json_from_another_epoch(base_run, tmp_pat
 
 
 def test_every_figure_states_its_epoch(base_run, tmp_path, capsys):
-    from pyro_vae.cli.build import load_run
     from pyro_vae.cli.figures import make_figures
+    from pyro_vae.experiment import load_run
 
     run = copy_run(base_run, tmp_path)
     assert cli(capsys, "evaluate", run, *EVAL, "--quiet")[0] == 0
@@ -296,7 +297,8 @@ def test_plot_of_a_one_row_test_set_skips_what_needs_two(tmp_path, capsys):
 
 # --- the run-directory lock, orphaned temporary files, file modes ---------------------------------
 
-HOLD_LOCK = "import sys, time; from pyro_vae.cli.runs import RunDir; RunDir(sys.argv[1]).lock(); print('locked', " \
+HOLD_LOCK = "import sys, time; from pyro_vae.experiment.runs import RunDir; RunDir(sys.argv[1]).lock(); " \
+            "print('locked', " \
             "flush=True); time.sleep(60)"
 
 
@@ -316,6 +318,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid_and_readers_still_work(
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     assert cli(capsys, "train", "--resume", run, "--epochs", 3, "--quiet")[0] == 0  # the lock died with it
 
 
@@ -351,7 +354,7 @@ def test_ctrl_c_in_evaluate_exits_130_without_a_traceback(base_run, tmp_path, ca
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evaluate_command, "dataset_statistics", interrupted)
+    monkeypatch.setattr(evaluate_command, "tightness_report", interrupted)
     run = copy_run(base_run, tmp_path)
     before = snapshot(run)
     code, _, err = cli(capsys, "evaluate", run, *EVAL)
@@ -367,6 +370,7 @@ def test_plot_into_a_closed_pipe_writes_every_figure_and_exits_quietly(base_run,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
     proc.stdout.close()  # the reader has gone before the first line
     err = proc.stderr.read().decode()
+    proc.stderr.close()
     assert proc.wait() == 0 and err == ""
     assert {"training_curves.png", "reconstructions.png", "samples.png", "interpolations.png", "latent_scatter.png",
             "latent_manifold.png"} <= set(os.listdir(run))

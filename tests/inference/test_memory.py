@@ -36,14 +36,15 @@ def test_check_memory_refuses_exactly_above_what_is_available():
 MEASURE = """
 import torch
 torch.set_num_threads(1)
-from pyro_vae.cli.build import build_elbo, build_vae
-from pyro_vae.cli.config import TrainConfig
+from pyro_vae.experiment.build import build_elbo, build_vae
+from pyro_vae.experiment.config import TrainConfig
 from pyro_vae.inference.memory import check_memory
 config = TrainConfig(num_particles=200)
 vae, elbo = build_vae(config, 784), build_elbo(config)
 x = torch.bernoulli(torch.full((128, 784), 0.3))
 def peak():  # this process's high-water mark of resident memory (ru_maxrss would include the parent's)
-    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 before = peak()
 elbo.loss_and_grads(vae.model, vae.guide, x, num_data=4000)
 print(peak() - before, check_memory(vae, 200 * 128, fix=""))

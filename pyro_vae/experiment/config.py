@@ -22,7 +22,7 @@ class TrainConfig:
     download: bool = False  # let torchvision download missing files (needs internet)
     binarize: str = "dynamic"  # dynamic | static | none
     # model
-    model: str = "vae"  # model program, see pyro_vae.cli.build.MODELS
+    model: str = "vae"  # model program, see pyro_vae.experiment.build.MODELS
     prior: str = "normal"  # p(z) spec, see pyro_vae.families.priors.REGISTRY
     likelihood: str = "bernoulli"  # p(x|z) spec, see pyro_vae.families.likelihoods.REGISTRY
     posterior: str = "diag"  # q(z|x) spec, see pyro_vae.families.posteriors.REGISTRY
@@ -92,7 +92,7 @@ class TrainConfig:
             raise UserError(f"channels must be positive comma-separated sizes like 32,64, got {self.channels!r}",
                             param="channels")
         try:  # built by denoising-ae and by evaluate's corrupted-input report: refuse e.g. masking:1.5 now
-            specs.build(noises.REGISTRY, self.noise, "noise", specs.Context(z_dim=0, data_dim=1))
+            noises.REGISTRY.build(self.noise, specs.Context(z_dim=0, data_dim=1))
         except UserError as e:
             raise UserError(str(e) if str(e).startswith("unknown") else f"noise {e}", param="noise") from None
         return self
