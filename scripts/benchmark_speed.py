@@ -310,8 +310,51 @@ def reset_peak_rss():
         f.write("5")
 
 
+def first_steps(args):
+    """In this (fresh) process: seconds of ``fit``'s first step on each net's full batch (capture, Pyro's
+    validation, inductor's compilation or cache lookup, one step), then of its first ragged batch (a second,
+    captured graph), as JSON."""
+    out = {}
+    for net in args.nets.split(","):
+        data, batches = setup(args, NETS[net][3])
+        step = make_step(DEFAULT_OBJECTIVE, 1, data, route=args.routes.split(",")[0], net=net)
+        t0 = time.perf_counter()
+        step(batches[0])
+        t1 = time.perf_counter()
+        step(batches[1][: NETS[net][3] // 4])  # a ragged last batch
+        t2 = time.perf_counter()
+        out[net] = dict(first=t1 - t0, ragged=t2 - t1, graphs=step.graph.routes)
+    print(json.dumps(out))
+
+
+def bench_first_step(args):
+    """The first-step cost with an empty inductor cache (a new machine or cache directory) and again with
+    the cache the first run filled (a later run, a resume), each in a fresh process."""
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="inductor-cache-")
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "first", "--nets", args.nets, "--routes", args.routes]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    print(f"\nfirst step of fit ({DEFAULT_OBJECTIVE}, route {args.routes.split(',')[0]}): seconds, fresh process "
+          f"each, inductor cache {cache}")
+    results = {}
+    for label in ("empty cache", "warm cache"):
+        t0 = time.perf_counter()
+        line = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]
+        results[label] = json.loads(line)
+        for net, row in results[label].items():
+            print(f"{label:>12} {net_label(net):>26}: first step {row['first']:6.2f} s, first ragged batch "
+                  f"{row['ragged']:5.2f} s  (graphs {row['graphs']}; process {time.perf_counter() - t0:.1f} s)",
+                  flush=True)
+    return results
+
+
 def child(args):
     """Run one configuration alone and print the peak resident memory it added (JSON)."""
+    if args.child == "first":
+        return first_steps(args)
     kind, name, particles = args.child.split(":")
     if name == "dataset":  # the number of images rides in the third field
         args.eval_images = int(particles)
@@ -388,6 +431,8 @@ def main():
     p.add_argument("--skip-steps", action="store_true")
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--memory", action="store_true", help="also measure peak memory, one subprocess each")
+    p.add_argument("--first-step", action="store_true",
+                   help="also measure the first step's cost (capture and compilation), empty and warm inductor cache")
     p.add_argument("--profile", action="store_true", help="cProfile the default objective's steps")
     p.add_argument("--json", help="write all results to this file")
     p.add_argument("--threads", type=int, default=None)
@@ -430,6 +475,8 @@ def main():
         out["eval"] = bench_eval(args, data)
     if args.memory:
         out["memory"] = bench_memory(args)
+    if args.first_step:
+        out["first_step"] = bench_first_step(args)
     if args.profile:
         profile(args, data, batches)
     out["load_after"] = os.getloadavg()

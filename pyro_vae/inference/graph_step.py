@@ -1,8 +1,8 @@
-"""A training objective's loss and parameter gradients as a captured (and compiled) graph per batch shape.
+"""A training objective's loss and parameter gradients as a captured (and compiled) graph.
 
 :class:`GraphLoss` is what :class:`~pyro_vae.inference.step.SVIStep` calls instead of
-``elbo.loss_and_grads`` when the objective has an item-free form (:mod:`.surrogates`): for each
-minibatch shape it captures, once, the function
+``elbo.loss_and_grads`` when the objective has an item-free form (:mod:`.surrogates`): for the
+run's minibatch shape it captures, once, the function
 
     (trainable parameters, x[, kl_scale]) -> (loss, d surrogate / d parameter for each parameter)
 
@@ -11,10 +11,11 @@ each parameter's ``.grad``, as ``loss_and_grads`` does. The gradients are those 
 (the same operations, captured at the dispatcher level; inductor may round differently in the last
 bits), and the random draws are the same numbers from the same stream.
 
-- The first shape a run meets (the full minibatch) is compiled with inductor (``mode="compiled"``);
-  any other shape, such as the ragged last batch of an epoch, gets its own graph, captured but not
-  compiled: it runs once an epoch, where a compilation of seconds would never pay back. Every row
-  of every epoch is trained on, with the ragged batch's own N / B scale.
+- The first shape a run meets (the full minibatch) gets the graph (compiled with inductor for
+  ``mode="compiled"``). Any other shape, such as the ragged last batch of an epoch, steps eagerly
+  through Pyro, exactly as before: it comes once an epoch, and capturing it (a few tenths of a
+  second) would pay back only after hundreds of epochs, compiling it (seconds) never. Every row of
+  every epoch is trained on, with the ragged batch's own N / B scale.
 - A KL weight (beta, warm-up) enters as an input, a float64 scalar, so a warm-up compiles once, not
   once per epoch; runs without one capture graphs without it, and the programs then see no ``kl_scale``.
 - Pyro's validation runs once per new graph, eagerly, on that graph's first minibatch (as ``fit``'s
@@ -31,7 +32,8 @@ from .surrogates import supports, surrogate_loss
 
 
 class GraphLoss:
-    """``loss_and_grads`` of ``elbo`` on ``vae`` as graphs, one per minibatch shape (see the module docstring).
+    """``loss_and_grads`` of ``elbo`` on ``vae`` as a graph for the run's minibatch shape (see the module
+    docstring).
 
     :param params: the trainable parameters (the optimiser's), inputs of every graph; other tensors
         the programs read (buffers, frozen parameters) are referenced as constants.
@@ -47,6 +49,7 @@ class GraphLoss:
         self.kl_input = kl_input
         self.active = self.mode != "eager" and supports(elbo)  # else the caller steps eagerly
         self.graphs = {}  # (shape, dtype, device, training) -> (callable, route, which params get a gradient)
+        self.shape = None  # the one minibatch shape that gets a graph (the first one met)
         self.routes = []  # the route of each graph built, in order (for tests and benchmarks)
 
     def __call__(self, xb, kl_kwargs=None):
@@ -54,7 +57,11 @@ class GraphLoss:
         without a gradient keep None) and return the loss (a float, unscaled by 1 / N); None when
         this step must run eagerly (the programs could not be captured)."""
         kl_kwargs = kl_kwargs or {}
-        key = (tuple(xb.shape), xb.dtype, xb.device, self.vae.training)
+        if self.shape is None:
+            self.shape = tuple(xb.shape)
+        if tuple(xb.shape) != self.shape:
+            return None  # a ragged batch: eager (see the module docstring)
+        key = (self.shape, xb.dtype, xb.device, self.vae.training)
         entry = self.graphs.get(key)
         if entry is None:
             invalid = self._validate(xb, kl_kwargs)
@@ -64,6 +71,8 @@ class GraphLoss:
             if entry[1] == "eager":
                 self.active = False
                 return None
+        elif entry[1] == "eager":
+            return None
         graph, _, has_grad = entry
         with torch.no_grad():
             loss, *grads = graph(*[p.detach() for p in self.params], xb, *self._kl_inputs(kl_kwargs, xb.device))
@@ -109,9 +118,8 @@ class GraphLoss:
             return (loss.detach().reshape(()), *grads)
 
         has_grad = []
-        mode = "captured" if self.graphs and self.mode == "compiled" else self.mode  # later shapes: captured
         inputs = [*params, xb, *self._kl_inputs({}, xb.device)]
-        graph, route = compiled.build(loss_and_grads, inputs, mode=mode)
+        graph, route = compiled.build(loss_and_grads, inputs, mode=self.mode)
         if route == "eager":
             return None, "eager", None
         self.routes.append(route)
