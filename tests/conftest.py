@@ -2,6 +2,8 @@ import pyro
 import pytest
 import torch
 
+from pyro_vae.inference.compiled import compile_graph as REAL_COMPILE_GRAPH
+
 # Tests use tiny models: one intra-op thread is faster, and immune to a busy machine's contention
 # (two threads on a shared 2-core machine made one 3 s test take 80 s).
 torch.set_num_threads(1)
@@ -17,15 +19,23 @@ def pyro_state():
     pyro.clear_param_store()
 
 
-@pytest.fixture(autouse=True)
-def captured_without_inductor(request, monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def captured_without_inductor():
     """Compiled steps replay their captured graph without inductor in tests (the same operations, equal to
-    eager Pyro bit for bit, and built in a fraction of a second instead of inductor's seconds); tests
-    marked ``inductor`` compile for real."""
-    if "inductor" not in request.keywords:
-        from pyro_vae.inference import compiled
+    eager Pyro bit for bit, and built in a fraction of a second instead of inductor's seconds): session-wide,
+    so module fixtures that train see it too. Tests marked ``inductor`` compile for real (below)."""
+    from pyro_vae.inference import compiled
 
-        monkeypatch.setattr(compiled, "compile_graph", lambda gm, inputs: gm)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiled, "compile_graph", lambda gm, inputs: gm)
+        yield compiled
+
+
+@pytest.fixture(autouse=True)
+def inductor(request, captured_without_inductor, monkeypatch):
+    """The real inductor for tests marked ``inductor``."""
+    if "inductor" in request.keywords:
+        monkeypatch.setattr(captured_without_inductor, "compile_graph", REAL_COMPILE_GRAPH)
 
 
 @pytest.fixture(scope="session")
