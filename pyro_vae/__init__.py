@@ -43,6 +43,7 @@ from .families.likelihoods import (
 from .families.noises import GaussianNoise, Masking, Noise
 from .families.posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
 from .families.priors import Flat, MixtureOfGaussians, Prior, SparseLaplace, StandardNormal, VampPrior
+from .inference.compiled import CompiledStepWarning
 from .inference.estimators import STL_ELBO, IWAE_DReG_ELBO
 from .inference.kl_audit import SampledKLWarning, kl_audit
 from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
@@ -61,6 +62,8 @@ __all__ = [
     "active_units", "bound_curve", "dataset_statistics", "ess", "inference_gaps", "iwae", "log_weights",
     "point_statistics", "psis", "summarise",
     "SampledKLWarning", "estimator_variance", "gradient_variance", "kl_audit", "kl_check", "parameter_groups",
+    # the compiled training step's fallback notice
+    "CompiledStepWarning",
     "ContinuousBernoulli", "Delta", "FullNormal", "HierarchicalVAE", "IAF", "IWAE_ELBO", "Laplace",
     "LowRankNormal", "MixtureOfGaussians", "NormalHeteroscedastic", "NormalLearnedScale", "VampPrior",
     "kl_scale",
