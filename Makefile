@@ -22,7 +22,7 @@ demo: $(STAMP)
 # The documentation site (docs/, Sphinx + MyST) with warnings as errors: a malformed docstring field, a
 # broken cross-reference or a page outside the toctree fails it. Open docs/_build/html/index.html.
 docs: $(STAMP)
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 # The docs build, the test suite, then the notebooks executed by nbmake in smoke mode (digits, a few
 # epochs each) on the venv's own kernel.
