@@ -78,7 +78,8 @@ class Likelihood(nn.Module):
         """Decoder outputs ``(K, num_params(D))`` maximising ``sum_n sum_k w_nk log p(x_n | out_k)``
         (within the family's constraints, e.g. a floor on a scale): EM's M-step.
 
-        :param x: ``(N, D)`` rows. :param weights: ``(N, K)`` non-negative weights (responsibilities).
+        :param x: ``(N, D)`` rows.
+        :param weights: ``(N, K)`` non-negative weights (responsibilities).
         """
         raise NotImplementedError(f"the {self.spec()} likelihood has no closed-form M-step")
 

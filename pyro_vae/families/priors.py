@@ -72,7 +72,8 @@ class MixtureOfGaussians(Prior):
     weights, unit scales and means drawn from N(0, I), so the components start apart.
     No analytic KL(q || p) exists for a mixture: ``meanfield`` samples this term.
 
-    :param int z_dim: Z. :param int num_components: K.
+    :param int z_dim: Z.
+    :param int num_components: K.
 
     Example::
 
@@ -107,7 +108,9 @@ class VampPrior(Prior):
     ``state_dict`` nor registered twice with Pyro). The encoder therefore receives gradient from
     the prior term too, as in the paper.
 
-    :param int z_dim: Z. :param int num_components: K. :param int data_dim: D of the pseudo-inputs.
+    :param int z_dim: Z.
+    :param int num_components: K.
+    :param int data_dim: D of the pseudo-inputs.
 
     Example::
 
@@ -178,7 +181,7 @@ class Flat(Prior):
 class SparseLaplace(Prior):
     """p(h) = prod_j Laplace(h_j; 0, 1/lambda), the sparse autoencoder's code term.
 
-    ``-log p(h) = lambda |h|_1 - Z log(lambda / 2)``: the L1 penalty lambda |h|_1 of a sparse
+    ``-log p(h) = lambda |h|_1 - Z log(lambda / 2)``: the L1 penalty ``lambda |h|_1`` of a sparse
     autoencoder (Goodfellow et al. 2016, 14.2.1) plus a constant that does not move the optimum.
 
     Example::
