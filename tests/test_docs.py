@@ -68,10 +68,11 @@ def test_the_history_check_finds_history():
     assert HISTORY.search("fixed in #12") and not HISTORY.search("784-400-20, S = 5000")
 
 
-def documented_names():
-    """Names documented as ``pyro_vae.NAME`` by an autodoc directive in docs/api/*.md."""
+def documented_names(package="pyro_vae"):
+    """Names documented as ``PACKAGE.NAME`` by an autodoc directive in docs/api/*.md."""
     text = "\n".join(p.read_text() for p in (DOCS / "api").glob("*.md"))
-    return set(re.findall(r"^\s*(?:\.\. auto\w+::|```\{auto\w+\})\s+pyro_vae\.(\w+)\s*$", text, re.M))
+    prefix = re.escape(package + ".")
+    return set(re.findall(r"^\s*(?:\.\. auto\w+::|```\{auto\w+\})\s+" + prefix + r"(\w+)\s*$", text, re.M))
 
 
 def test_every_public_name_is_in_the_api_reference():
@@ -82,3 +83,45 @@ def test_every_public_name_is_in_the_api_reference():
 def test_the_api_reference_documents_only_public_names():
     extra = sorted(documented_names() - set(pv.__all__))
     assert not extra, f"docs/api/ documents names that are not in pv.__all__: {extra}"
+
+
+def test_every_plot_function_is_in_the_api_reference():
+    import pyro_vae.plots
+
+    missing = sorted(set(pyro_vae.plots.__all__) - documented_names("pyro_vae.plots"))
+    assert not missing, f"add these names of pyro_vae.plots.__all__ to docs/api/plots.md: {missing}"
+
+
+# A reST field list holds one field per line; a second ":param" on a line is rendered as text of the first.
+SECOND_FIELD = re.compile(r"\S.*\s:(param|type|returns?|rtype|raises?)\b[^:`\n]*:(\s|$)")
+
+
+def docstrings():
+    import importlib
+    import inspect
+    import pkgutil
+
+    for info in pkgutil.walk_packages(pv.__path__, "pyro_vae."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        yield info.name, module.__doc__
+        for name, obj in vars(module).items():
+            if getattr(obj, "__module__", None) != info.name:
+                continue
+            yield f"{info.name}.{name}", getattr(obj, "__doc__", None)
+            if inspect.isclass(obj):
+                for member, value in vars(obj).items():
+                    yield f"{info.name}.{name}.{member}", getattr(value, "__doc__", None)
+
+
+def test_docstrings_hold_one_field_per_line():
+    bad = [(where, line.strip()) for where, doc in docstrings() if isinstance(doc, str)
+           for line in doc.splitlines() if SECOND_FIELD.search(line.strip())]
+    assert not bad, bad
+
+
+def test_the_field_check_finds_two_fields():
+    assert SECOND_FIELD.search(":param x: ``(B, D)`` minibatch. :param num_data: full data-set size N.")
+    assert SECOND_FIELD.search("dim -1 (any number of sites); :param guide: ``guide(x)``.")
+    assert not SECOND_FIELD.search(":param x: ``(B, D)`` minibatch, see ``:param y:`` below.")
