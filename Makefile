@@ -20,13 +20,15 @@ demo: $(STAMP)
 	$(BIN)/pyro-vae train
 
 # The documentation site (docs/, Sphinx + MyST) with warnings as errors: a malformed docstring field, a
-# broken cross-reference or a page outside the toctree fails it. Open docs/_build/html/index.html.
+# broken cross-reference or a page outside the toctree fails it. -E: a fresh environment each time, since an
+# incremental build would not repeat the warnings of unchanged pages. Open docs/_build/html/index.html.
 docs: $(STAMP)
 	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
-# The docs build, the test suite, then the notebooks executed by nbmake in smoke mode (digits, a few
-# epochs each) on the venv's own kernel.
+# The docs build, ruff (config in pyproject.toml; notebooks included), the test suite, then the notebooks
+# executed by nbmake in smoke mode (digits, a few epochs each) on the venv's own kernel.
 test: $(STAMP) docs
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
 	PYRO_VAE_SMOKE=1 $(BIN)/python -m pytest --nbmake --nbmake-kernel=python3 --nbmake-timeout=300 notebooks
 
