@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 FULL_SETTING = {
     "00_mixture_em.ipynb": "mnist5k: 4000 train / 1000 test binary images of 784 pixels; K = 50",
     "01_autoencoders.ipynb": "mnist5k torch.Size([4000, 784]) torch.Size([1000, 784])",
-    "02_vae_svi.ipynb": "x dist 6   | 784",
+    "02_vae_svi.ipynb": "x dist   6   | 784",
     "03_bound_tightness.ipynb": "20 images: L_5000",
 }
 
