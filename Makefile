@@ -25,10 +25,9 @@ demo: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
-# The docs build, ruff (config in pyproject.toml; notebooks included), the test suite, then the notebooks
-# executed by nbmake in smoke mode (digits, a few epochs each) on the venv's own kernel.
+# The docs build, the test suite (ruff included: tests/test_lint.py), then the notebooks executed by nbmake
+# in smoke mode (digits, a few epochs each) on the venv's own kernel.
 test: $(STAMP) docs
-	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
 	PYRO_VAE_SMOKE=1 $(BIN)/python -m pytest --nbmake --nbmake-kernel=python3 --nbmake-timeout=300 notebooks
 
