@@ -215,7 +215,7 @@ def ais(model, guide, x, num_steps=DEFAULT_STEPS, num_chains=DEFAULT_CHAINS, lea
         (``ceil(B / batch_size) * num_steps`` calls in all).
     :param bool record_step_sizes: keep the pilots' step size of every step (``step_schedule``).
     :param str graph: ``"compiled"`` (default), ``"captured"`` or ``"eager"``: how the log-densities and
-        their gradients run after their first evaluation (:class:`~.latent_space.LatentSpace`): a graph
+        their gradients run after their first evaluation (``LatentSpace.evaluate``): a graph
         replays the same operations without Pyro's interpreter, on the same draws.
 
     Programs are called without ``num_data`` (unscaled, per data point). Seed with ``pyro.set_rng_seed``.
