@@ -2,18 +2,23 @@
 
 The package's folders are its layers (imports only go down; an import-linter contract checks it):
 
-    cli/          the ``pyro-vae`` command            plots/  figures
+    cli/          the ``pyro-vae`` command
+    experiment/   configs, run directories, building from a config, load_run
+    plots/        figures
     diagnostics/  bounds, tightness, gaps, studies
     inference/    traces, objectives, KL audit, fit
     models/       networks, VAE, two-layer VAE, autoencoders
     families/     priors, likelihoods, posteriors, noises
     errors, specs, data
 
-``import pyro_vae as pv`` gives the flat public API below.
+``import pyro_vae as pv`` gives the flat public API below, and ``pv.bounds`` the importance-weighted
+bounds module (``pv.bounds.log_weights``, ``pv.bounds.iwae``).
 """
 
-from .cli.config import TrainConfig
-from .cli.runs import RunDir
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+from . import bounds
 from .data import Dataset, load_dataset
 from .diagnostics.ais import AISResult, ais
 from .diagnostics.bdmc import BDMCResult, bdmc
@@ -21,17 +26,19 @@ from .diagnostics.bits import bits_per_dim
 from .diagnostics.bounds import active_units, bound_curve, ess, iwae, log_weights, psis
 from .diagnostics.inference_gap import inference_gaps
 from .diagnostics.kl_study import estimator_variance, gradient_variance, kl_check, parameter_groups
+from .diagnostics.report import format_table, tightness_report
 from .diagnostics.tightness import dataset_statistics, point_statistics, summarise
 from .errors import UserError
+from .experiment import LoadedRun, RunDir, TrainConfig, load_run
 from .families.likelihoods import (
-                                   Bernoulli,
-                                   ContinuousBernoulli,
-                                   DiscretizedLogistic,
-                                   Laplace,
-                                   Likelihood,
-                                   Normal,
-                                   NormalHeteroscedastic,
-                                   NormalLearnedScale,
+    Bernoulli,
+    ContinuousBernoulli,
+    DiscretizedLogistic,
+    Laplace,
+    Likelihood,
+    Normal,
+    NormalHeteroscedastic,
+    NormalLearnedScale,
 )
 from .families.noises import GaussianNoise, Masking, Noise
 from .families.posteriors import IAF, ContextIAF, Delta, DiagonalNormal, FullNormal, LowRankNormal, Posterior
@@ -69,12 +76,19 @@ __all__ = [
     "MixtureModel",
     # the context-conditioned IAF of Kingma et al. (2016), spec iaf:N
     "ContextIAF",
-    # path-derivative gradient estimators (issue 14)
+    # path-derivative gradient estimators
     "IWAE_DReG_ELBO", "STL_ELBO",
     # annealed importance sampling and the BDMC sandwich
     "AISResult", "BDMCResult", "ais", "bdmc",
-    # convolutional nets, the discretised logistic and bits per dimension (issue 17)
+    # convolutional nets, the discretised logistic and bits per dimension
     "ConvDecoder", "ConvEncoder", "DiscretizedLogistic", "bits_per_dim",
+    # runs as Python objects, and the evaluate report of any model/guide pair
+    "LoadedRun", "load_run", "format_table", "tightness_report", "bounds",
     # labels: conditional VAEs and the semi-supervised M2 model
     "ConditionalMLP", "ConditionalVAE", "LabelSplit", "SemiSupervisedVAE", "label_split", "with_label_columns",
 ]
+
+try:
+    __version__ = _version("pyro_vae")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -19,11 +19,11 @@ import time
 import pyro
 import torch
 
-from pyro_vae.cli.build import load_run
-from pyro_vae.cli.runs import atomic_write_json, json_safe
 from pyro_vae.diagnostics.ais import ais
 from pyro_vae.diagnostics.bdmc import bdmc
 from pyro_vae.diagnostics.tightness import dataset_statistics
+from pyro_vae.experiment import load_run
+from pyro_vae.experiment.runs import atomic_write_json, json_safe
 
 
 def ints(text):

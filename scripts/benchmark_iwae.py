@@ -42,7 +42,7 @@ def torch_iwae(vae, x, num_samples, chunk_size):
 
 def build(args):
     if args.run:
-        from pyro_vae.cli.build import load_run
+        from pyro_vae.experiment import load_run
 
         loaded = load_run(args.run)
         return loaded.model, loaded.data.x_test[: args.images]

@@ -20,10 +20,10 @@ import time
 import pyro
 import torch
 
-from pyro_vae.cli.build import build_data, build_elbo, build_model, fit_options
-from pyro_vae.cli.config import TrainConfig
-from pyro_vae.cli.runs import RunDir
 from pyro_vae.cli.tracking import check_log_spec, make_logger
+from pyro_vae.experiment.build import build_data, build_elbo, build_model, fit_options
+from pyro_vae.experiment.config import TrainConfig
+from pyro_vae.experiment.runs import RunDir
 from pyro_vae.inference.train import fit
 
 

@@ -157,8 +157,8 @@ def train_flags(args, name):
 def config_for(args, name):
     """The TrainConfig ``pyro-vae train`` would build from these flags (for --measure)."""
     from pyro_vae.cli import make_parser
-    from pyro_vae.cli.config import TrainConfig
     from pyro_vae.cli.options import given_fields
+    from pyro_vae.experiment.config import TrainConfig
 
     ns = make_parser().parse_args(["train", *train_flags(args, name), "--epochs", str(row_setting(args, name)[1])])
     return TrainConfig(**given_fields(ns)).validate()
@@ -204,13 +204,13 @@ def test_subset(num_test, n, seed):
 def evaluate(args, name, run_dir, checkpoint="checkpoint.pt"):
     """Score the run (or one of its snapshots) on the test subset with S samples per image; writes
     and returns ``nll_eval.json`` (``snapshots/epoch-NNNNN.nll_eval.json`` for a snapshot)."""
-    from pyro_vae.cli.build import load_run
-    from pyro_vae.cli.runs import atomic_write_json, json_safe
     from pyro_vae.diagnostics.tightness import dataset_statistics, summarise
+    from pyro_vae.experiment import load_run
+    from pyro_vae.experiment.runs import atomic_write_json, json_safe
 
     path = os.path.join(run_dir, "nll_eval.json" if checkpoint == "checkpoint.pt"
                         else os.path.splitext(checkpoint)[0] + ".nll_eval.json")
-    loaded = load_run(run_dir, args.device, checkpoint=checkpoint,
+    loaded = load_run(run_dir, device=args.device, checkpoint=checkpoint,
                       dataset=data_override(args, name), data_dir=None)
     idx = test_subset(len(loaded.data.x_test), args.max_test_images, args.subset_seed)
     if os.path.exists(path):
@@ -392,7 +392,7 @@ def measure(args):
     import pyro
 
     from pyro_vae.bounds import iwae
-    from pyro_vae.cli.build import build_data, build_elbo, build_model
+    from pyro_vae.experiment.build import build_data, build_elbo, build_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -42,8 +42,8 @@ from benchmark_iwae import torch_iwae  # noqa: E402  the hand-written IWAE refer
 
 from pyro_vae import TrainConfig, load_dataset, make_elbo  # noqa: E402
 from pyro_vae.bounds import default_chunk_size, iwae  # noqa: E402
-from pyro_vae.cli.build import build_vae  # noqa: E402
 from pyro_vae.diagnostics.tightness import dataset_statistics, point_statistics  # noqa: E402
+from pyro_vae.experiment.build import build_vae  # noqa: E402
 from pyro_vae.inference.step import SVIStep  # noqa: E402
 from pyro_vae.inference.train_state import make_optimizer  # noqa: E402
 

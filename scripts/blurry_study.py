@@ -30,11 +30,11 @@ import warnings
 import pyro
 import torch
 
-from pyro_vae.cli.build import build_data, build_elbo, build_model
-from pyro_vae.cli.config import TrainConfig
-from pyro_vae.cli.runs import atomic_write_json, json_safe, save_png
 from pyro_vae.diagnostics.sharpness import relative_sharpness
 from pyro_vae.diagnostics.tightness import dataset_statistics, summarise
+from pyro_vae.experiment.build import build_data, build_elbo, build_model
+from pyro_vae.experiment.config import TrainConfig
+from pyro_vae.experiment.runs import atomic_write_json, json_safe, save_png
 from pyro_vae.inference.kl_audit import SampledKLWarning
 from pyro_vae.inference.train import fit
 from pyro_vae.plots import image_panels_figure

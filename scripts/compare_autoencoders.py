@@ -15,8 +15,8 @@ import json
 import pyro
 
 from pyro_vae import TrainConfig, fit
-from pyro_vae.cli.build import build_data, build_elbo, build_model, build_noise
 from pyro_vae.diagnostics.representations import report
+from pyro_vae.experiment.build import build_data, build_elbo, build_model, build_noise
 
 MODELS = ["ae", "sparse-ae", "denoising-ae", "contractive-ae", "vae"]
 

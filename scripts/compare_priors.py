@@ -21,9 +21,9 @@ import time
 import pyro
 import torch
 
-from pyro_vae.cli.build import build_data, build_elbo, build_model
-from pyro_vae.cli.config import TrainConfig
-from pyro_vae.cli.runs import RunDir
+from pyro_vae.experiment.build import build_data, build_elbo, build_model
+from pyro_vae.experiment.config import TrainConfig
+from pyro_vae.experiment.runs import RunDir
 from pyro_vae.inference.traces import elbo_terms
 from pyro_vae.inference.train import fit
 

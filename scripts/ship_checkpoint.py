@@ -16,7 +16,7 @@ import shutil
 
 import torch
 
-from pyro_vae.cli.runs import CHECKPOINT_FORMAT, RunDir, atomic_write_bytes
+from pyro_vae.experiment.runs import CHECKPOINT_FORMAT, RunDir, atomic_write_bytes
 
 KEEP = ("config.json", "history.csv", "summary.json", "eval.json", "nll_eval.json")
 

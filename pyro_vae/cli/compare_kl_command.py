@@ -32,13 +32,14 @@ from ..diagnostics.bounds import iwae
 from ..diagnostics.estimator_study import check_estimators, estimator_study, snr_curve
 from ..diagnostics.kl_study import estimator_variance, kl_check, summarize_kl_check
 from ..errors import UserError, check_int
+from ..experiment.build import build_elbo, build_model, fit_options
+from ..experiment.load import load_run
+from ..experiment.runs import atomic_write_json, json_safe, save_png
 from ..inference.kl_audit import kl_audit, latent_order
 from ..inference.memory import check_memory
 from ..inference.train import fit
 from ..plots import gradient_snr_figure, learning_curves_figure, variance_ratio_figure
-from .build import build_elbo, build_model, fit_options, load_run
 from .options import set_threads
-from .runs import atomic_write_json, json_safe, save_png
 
 OBJECTIVES = ("trace", "meanfield")  # compared in this order; ratios are meanfield / trace
 RESULT_FILE = "kl_comparison.json"
@@ -50,7 +51,7 @@ SNR_K = (1, 5, 50, 500)  # default of --snr-k
 def compare_kl(loaded, repeats=100, num_particles=(1, 4), batch_size=128, kl_samples=100, kl_points=1000,
                outcome_epochs=None, seeds=(0, 1, 2), iwae_samples=100, seed=0, log=None, estimators=ESTIMATORS,
                snr_k=SNR_K, snr_batch_size=16, snr_repeats=None):
-    """Run the study on ``loaded`` (a :class:`~pyro_vae.cli.build.LoadedRun`); returns the JSON-ready dict.
+    """Run the study on ``loaded`` (a :class:`~pyro_vae.experiment.load.LoadedRun`); returns the JSON-ready dict.
 
     :param repeats: R, paired estimates per objective and particle count for the variance.
     :param num_particles: particle counts P of the variance measurement.

@@ -13,16 +13,17 @@ from ..diagnostics.bits import bits_report, format_bits
 from ..diagnostics.bounds import default_chunk_size
 from ..diagnostics.exact_gap import exact_report, exact_statistics, exact_verdict, format_exact
 from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
+from ..diagnostics.report import format_table, tightness_report
 from ..diagnostics.representations import report as code_report
-from ..diagnostics.tightness import dataset_statistics, format_table, summarise
 from ..errors import UserError, check_int
+from ..experiment.build import build_noise
+from ..experiment.load import load_run
+from ..experiment.runs import json_safe, save_png
 from ..inference import distributed as dist
 from ..inference.memory import check_memory
 from . import annealing
-from .build import build_noise, load_run
 from .figures import run_reconstructions_figure, stamp
 from .options import POSITIVE_ELBO_NOTE, Progress, set_threads
-from .runs import json_safe, save_png
 
 
 def run_command(args):
@@ -52,17 +53,15 @@ def run_command(args):
     chunk = args.chunk_size or default_chunk_size(min(args.batch_size, len(x)))
     check_memory(vae, min(args.batch_size, len(x)) * min(chunk, args.num_samples), what="an evaluation chunk",
                  fix=f"lower chunk_size={chunk} or batch_size={args.batch_size}", param=("chunk_size", "batch_size"))
-    bar = Progress(len(x), "images", "evaluate", disable=args.quiet)
     t0 = time.perf_counter()
-    stats = dataset_statistics(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
-                               chunk_size=args.chunk_size, progress=bar.update, seed=args.seed, psis=args.psis,
-                               distributed=job)
-    bar.close()
+    report = tightness_report(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
+                              chunk_size=args.chunk_size, seed=args.seed, psis=args.psis, distributed=job,
+                              progress=progress_bars(args.quiet), **annealing.settings(args))
     if not job.is_main:  # rank 0 gathered every image's statistics and writes the report
         dist.shutdown()
         return 0
-    report = summarise(stats, args.num_samples)
-    report["seconds_bounds"] = time.perf_counter() - t0
+    annealed = sum(report[k]["seconds"] for k in ("ais", "bdmc") if k in report)
+    report["seconds_bounds"] = time.perf_counter() - t0 - annealed
     if args.local_opt_images:
         pyro.set_rng_seed(args.seed)
         bar = Progress(steps, "steps", "local q*", disable=args.quiet)
@@ -73,11 +72,10 @@ def run_command(args):
                       inference_gap=gaps)
     if vae.discrete_latent:  # sums over z: exact log p(x), ELBO and gap beside the sampled ones
         report["exact"] = exact_report(exact_statistics(vae, x, args.batch_size), report)
-        report["verdict"] = exact_verdict(report["exact"])
+        annealed = {"ais": report["verdict"]["ais"]} if "ais" in report["verdict"] else {}
+        report["verdict"] = {**exact_verdict(report["exact"]), **annealed}
     if not loaded.data.is_binary:  # grey or colour levels: bits per dimension beside the nats
         report.update(bits_report(report, vae.likelihood, x))
-    if annealing.wanted(args):  # AIS on the first --ais-images images, the BDMC sandwich on simulated points
-        annealing.add_to_report(report, vae, x, stats, args.num_samples, args)
     if args.representation and not vae.discrete_latent:  # the report reads a continuous code
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
@@ -105,6 +103,17 @@ def run_command(args):
     print(f"wrote {loaded.run.file(name)}")
     dist.shutdown()
     return 0
+
+
+def progress_bars(quiet):
+    """``tightness_report``'s progress factory: a :class:`Progress` line or bar per phase on stderr."""
+    names = {"bounds": ("images", "evaluate")}
+
+    def bar(total, unit, desc):
+        unit, desc = names.get(desc, (unit, desc))
+        return Progress(total, unit, desc, disable=quiet)
+
+    return bar
 
 
 def report_name(checkpoint):

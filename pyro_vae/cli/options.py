@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from .config import TrainConfig
+from ..experiment.config import TrainConfig
 
 # Printed under a positive ELBO (train's summary, evaluate's table).
 POSITIVE_ELBO_NOTE = ("note: a positive ELBO is possible here: the likelihood is a density over continuous values, "
@@ -21,7 +21,7 @@ def set_threads(threads):
 
 
 def given_fields(args):
-    """The :class:`~pyro_vae.cli.config.TrainConfig` fields given explicitly on the command line."""
+    """The :class:`~pyro_vae.experiment.config.TrainConfig` fields given explicitly on the command line."""
     names = TrainConfig.__dataclass_fields__
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 

@@ -18,16 +18,16 @@ import warnings
 from .. import specs
 from ..data import BINARIZE_MODES
 from ..errors import UserError
+from ..experiment.build import MODELS
+from ..experiment.config import ARCHS, TrainConfig
 from ..families import likelihoods, posteriors, priors
 from ..inference import objectives, schedules
 from ..inference.train import TrainingDiverged
 from ..models.nets import ACTIVATIONS
-from .build import MODELS
-from .config import ARCHS, TrainConfig
 
 # Library parameters whose flag is not their name with dashes.
 FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR",
-                "init": "--ais-init"}
+                "init": "--ais-init", "bdmc_points": "--bdmc"}
 
 
 def _sizes(text):
@@ -114,7 +114,7 @@ def _run_dir_parser(sub, name, module, quiet_help, **kwargs):
 def _run_dir_command(module, args):
     """Run ``pyro_vae.cli.<module>`` on ``args.dir``: each writes its results into the run directory,
     so a read-only one is refused first; a killed writer's temporary files are removed."""
-    from .runs import RunDir, check_writable
+    from ..experiment.runs import RunDir, check_writable
 
     run = RunDir(args.dir)
     if run.exists():  # else the command says what is missing
@@ -232,7 +232,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def make_parser():
+    from .. import __version__
+
     parser = OneLineParser(prog="pyro-vae", description="Autoencoders and VAEs as Pyro programs.")
+    parser.add_argument("--version", action="version", version=f"pyro-vae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_compare_kl_parser(sub)

@@ -11,10 +11,10 @@ figures apply.
 """
 
 from ..errors import check_int
-from .build import load_run
+from ..experiment.load import load_run
+from ..experiment.runs import save_png
 from .figures import make_figures
 from .options import say, set_threads
-from .runs import save_png
 
 
 def run_command(args):

@@ -12,14 +12,14 @@ import pyro
 
 from ..data import TORCHVISION_DATASETS
 from ..errors import UserError, check_int
+from ..experiment.build import build_data, build_elbo, build_model, fit_options
+from ..experiment.config import TrainConfig
+from ..experiment.runs import RunDir, check_writable
 from ..inference import distributed as dist
 from ..inference.memory import check_memory
 from ..inference.train import fit
 from ..inference.train_state import TrainState
-from .build import build_data, build_elbo, build_model, fit_options
-from .config import TrainConfig
 from .options import POSITIVE_ELBO_NOTE, given_fields, set_threads
-from .runs import RunDir, check_writable
 
 # Flags that may change when a run is resumed: they do not change the model being trained.
 RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir", "keep_epochs"}

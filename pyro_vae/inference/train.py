@@ -54,7 +54,7 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     which happened when ``vae`` was built: seed before building it (``pyro.set_rng_seed(seed)``, as
     ``pyro-vae train`` does) to repeat a run exactly.
 
-    :param run: a :class:`~pyro_vae.cli.runs.RunDir`; after every epoch its checkpoint (parameters,
+    :param run: a :class:`~pyro_vae.experiment.runs.RunDir`; after every epoch its checkpoint (parameters,
         optimiser and RNG state, history) and ``history.csv`` are written atomically.
     :param resume: continue from ``run``'s checkpoint up to ``epochs`` in total; the result is the
         same as an uninterrupted run with the same settings.

@@ -118,7 +118,7 @@ def test_bad_input_exits_without_traceback(tmp_path):
 
 
 def test_load_run_restores_the_trained_model(tmp_path):
-    from pyro_vae.cli.build import load_run
+    from pyro_vae.experiment import load_run
     from pyro_vae.inference.train import evaluate_elbo
 
     out = tmp_path / "run"

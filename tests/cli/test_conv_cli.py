@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from pyro_vae.cli.config import TrainConfig
 from pyro_vae.cli.parser import main
+from pyro_vae.experiment.config import TrainConfig
 from tests.helpers import digits_8bit
 
 

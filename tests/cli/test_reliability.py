@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from pyro_vae.cli import main
-from pyro_vae.cli.config import TrainConfig
+from pyro_vae.experiment.config import TrainConfig
 
 FAST = ["--dataset", "digits", "--hidden", "32", "--latent-dim", "4", "--batch-size", "200", "--quiet",
         "--threads", "1"]
@@ -246,7 +246,7 @@ def test_config_json_round_trips_every_value(tmp_path):
                          beta=0.5, kl_warmup=2, sparsity=0.3, noise="gaussian:0.2", contraction=0.2, epochs=4,
                          batch_size=9, lr=2e-4, lr_schedule="cosine", adam_eps=1e-4, betas=[0.8, 0.99],
                          clip_norm=5.0, seed=3, threads=1).validate()
-    from pyro_vae.cli.runs import RunDir
+    from pyro_vae.experiment.runs import RunDir
     run = RunDir(tmp_path / "r")
     run.create(config)
     run.unlock()
@@ -267,8 +267,8 @@ def test_plot_skips_figures_of_an_eval_json_from_another_epoch(base_run, tmp_pat
 
 
 def test_every_figure_states_its_epoch(base_run, tmp_path, capsys):
-    from pyro_vae.cli.build import load_run
     from pyro_vae.cli.figures import make_figures
+    from pyro_vae.experiment import load_run
 
     run = copy_run(base_run, tmp_path)
     assert cli(capsys, "evaluate", run, *EVAL, "--quiet")[0] == 0
@@ -296,7 +296,8 @@ def test_plot_of_a_one_row_test_set_skips_what_needs_two(tmp_path, capsys):
 
 # --- the run-directory lock, orphaned temporary files, file modes ---------------------------------
 
-HOLD_LOCK = "import sys, time; from pyro_vae.cli.runs import RunDir; RunDir(sys.argv[1]).lock(); print('locked', " \
+HOLD_LOCK = "import sys, time; from pyro_vae.experiment.runs import RunDir; RunDir(sys.argv[1]).lock(); " \
+            "print('locked', " \
             "flush=True); time.sleep(60)"
 
 
@@ -351,7 +352,7 @@ def test_ctrl_c_in_evaluate_exits_130_without_a_traceback(base_run, tmp_path, ca
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evaluate_command, "dataset_statistics", interrupted)
+    monkeypatch.setattr(evaluate_command, "tightness_report", interrupted)
     run = copy_run(base_run, tmp_path)
     before = snapshot(run)
     code, _, err = cli(capsys, "evaluate", run, *EVAL)

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from pyro_vae.cli.build import load_run
 from pyro_vae.diagnostics.tightness import dataset_statistics, summarise
+from pyro_vae.experiment import load_run
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "burda-vae")
 

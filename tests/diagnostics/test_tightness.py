@@ -9,9 +9,9 @@ import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
 from pyro_vae.cli import main
-from pyro_vae.cli.runs import json_safe
 from pyro_vae.diagnostics.inference_gap import free_guide, inference_gaps
 from pyro_vae.diagnostics.tightness import dataset_statistics, point_statistics, summarise, verdict
+from pyro_vae.experiment.runs import json_safe
 from tests.linear_gaussian import LinearGaussian
 
 LG = LinearGaussian()

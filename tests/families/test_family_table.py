@@ -14,10 +14,10 @@ import pytest
 import torch
 from pyro.infer import RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 
-from pyro_vae.cli.build import MODELS, build_elbo, build_model
-from pyro_vae.cli.config import TrainConfig
 from pyro_vae.data import load_dataset
 from pyro_vae.errors import UserError
+from pyro_vae.experiment.build import MODELS, build_elbo, build_model
+from pyro_vae.experiment.config import TrainConfig
 from pyro_vae.families import likelihoods, posteriors, priors
 from pyro_vae.families.likelihoods import ContinuousBernoulli, Laplace, NormalHeteroscedastic, NormalLearnedScale
 from pyro_vae.inference import objectives
@@ -171,7 +171,7 @@ def test_nonsensical_combinations_are_refused(overrides, kind, message, digits, 
 
 def test_fit_with_vamp_cbernoulli_iaf_iwae_and_warmup(grey, tmp_path):
     """The issue's headline combination through ``fit``: finite history, test ELBO improves."""
-    from pyro_vae.cli.runs import RunDir
+    from pyro_vae.experiment.runs import RunDir
 
     config = _config(prior="vamp:5", likelihood="cbernoulli", posterior="iaf-shared:2", elbo="iwae:3", binarize="none")
     vae = build_model(config, grey)
@@ -358,7 +358,7 @@ def test_kl_warmup_schedule():
 
 def test_warmup_resume_is_exact_with_jit(digits, tmp_path, monkeypatch):
     """jit-meanfield + warm-up: one compile per distinct weight, and resume equals an uninterrupted run."""
-    from pyro_vae.cli.runs import RunDir
+    from pyro_vae.experiment.runs import RunDir
 
     compiles = []
     original = torch.jit.trace

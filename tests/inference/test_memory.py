@@ -36,8 +36,8 @@ def test_check_memory_refuses_exactly_above_what_is_available():
 MEASURE = """
 import torch
 torch.set_num_threads(1)
-from pyro_vae.cli.build import build_elbo, build_vae
-from pyro_vae.cli.config import TrainConfig
+from pyro_vae.experiment.build import build_elbo, build_vae
+from pyro_vae.experiment.config import TrainConfig
 from pyro_vae.inference.memory import check_memory
 config = TrainConfig(num_particles=200)
 vae, elbo = build_vae(config, 784), build_elbo(config)

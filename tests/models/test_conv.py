@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pyro_vae import UserError
-from pyro_vae.cli.build import build_elbo, build_model
-from pyro_vae.cli.config import TrainConfig
+from pyro_vae.experiment.build import build_elbo, build_model
+from pyro_vae.experiment.config import TrainConfig
 from pyro_vae.inference.memory import network_width
 from pyro_vae.inference.train import evaluate_elbo, fit
 from pyro_vae.models.autoencoders import jacobian_frobenius_sq

@@ -8,8 +8,8 @@ import torch.nn as nn
 from pyro.infer import Trace_ELBO
 
 from pyro_vae import HierarchicalVAE, Normal, StandardNormal, make_elbo
-from pyro_vae.cli.build import build_model
-from pyro_vae.cli.config import TrainConfig
+from pyro_vae.experiment.build import build_model
+from pyro_vae.experiment.config import TrainConfig
 from pyro_vae.families.posteriors import DiagonalNormal
 from pyro_vae.inference import traces as terms
 from pyro_vae.inference.traces import elbo_terms, get_traces, same_order

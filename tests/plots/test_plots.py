@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyro_vae.cli import main
-from pyro_vae.cli.runs import save_png as save_figure
+from pyro_vae.experiment.runs import save_png as save_figure
 from pyro_vae.plots import (
     bound_tightness_figure,
     gradient_snr_figure,
@@ -264,8 +264,8 @@ def test_plot_command_writes_run_figures_then_eval_and_kl_ones(tiny_run, capsys)
 
 def test_khat_figure_repeats_the_draws_of_evaluate(tiny_run):
     """Recomputed with eval.json's settings, the per-image k-hat reproduces evaluate's summary."""
-    from pyro_vae.cli.build import load_run
     from pyro_vae.cli.figures import per_image_khat
+    from pyro_vae.experiment import load_run
 
     if not (tiny_run / "eval.json").exists():
         assert main(["evaluate", str(tiny_run), "--num-samples", "60", "--max-images", "30", "--batch-size", "20",

@@ -1,8 +1,6 @@
-"""Build data, model, objective and ``fit``'s options from a :class:`~pyro_vae.cli.config.TrainConfig`,
-and rebuild a trained run from its directory (:func:`load_run`)."""
+"""Build data, model, objective and ``fit``'s options from a :class:`~pyro_vae.experiment.config.TrainConfig`."""
 
 import inspect
-from dataclasses import dataclass
 
 import torch
 
@@ -17,7 +15,6 @@ from ..models import MLP, VAE, Autoencoder, HierarchicalVAE, MixtureModel
 from ..models.mixture import GUIDES
 from ..models.nets import ConvDecoder, ConvEncoder
 from .config import TrainConfig
-from .runs import RunDir
 
 
 def build_data(config):
@@ -205,45 +202,3 @@ def device(name, local_rank=0):
             raise UserError("--device cuda but CUDA is not available here; use --device cpu")
         return torch.device("cuda", local_rank)
     raise UserError(f"unknown --device {name!r}; choose cpu or cuda")
-
-
-@dataclass
-class LoadedRun:
-    """A trained run: its directory, config, data and model with the checkpoint's parameters."""
-
-    run: RunDir
-    config: object  # TrainConfig
-    data: object  # Dataset
-    model: torch.nn.Module
-    history: list  # per-epoch dicts, as in history.csv
-    epoch: int
-
-
-def load_run(path, device_name=None, checkpoint="checkpoint.pt", dataset=None, data_dir=None):
-    """Rebuild the model of the run directory ``path`` and load a checkpoint (eval mode).
-
-    :param checkpoint: the file, relative to the run directory (default its last checkpoint; a
-        snapshot ``snapshots/epoch-00364.pt``; shipped runs hold a model-only ``checkpoint.pt``).
-    :param dataset, data_dir: read the data from elsewhere than the run's config says (the same data:
-        e.g. torchvision's MNIST files on a user's machine instead of the npz a benchmark was trained
-        on); the model's data dimension must match.
-    """
-    run = RunDir(path)
-    config = run.config()
-    if device_name is not None:
-        config.device = device_name
-    if dataset is not None:
-        config.dataset = dataset
-    if data_dir is not None:
-        config.data_dir = data_dir
-    state = run.load_checkpoint(map_location=device(config.device), name=checkpoint)
-    data = build_data(config)
-    model = build_model(config, data)
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as e:
-        raise UserError(f"{run.file(checkpoint)} does not match {run.file('config.json')} "
-                        f"({str(e).splitlines()[0][:100]}); the run is corrupt") from None
-    model.eval()
-    return LoadedRun(run=run, config=config, data=data, model=model, history=list(state["history"]),
-                     epoch=int(state["epoch"]))

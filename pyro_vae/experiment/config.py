@@ -21,7 +21,7 @@ class TrainConfig:
     download: bool = False  # let torchvision download missing files (needs internet)
     binarize: str = "dynamic"  # dynamic | static | none
     # model
-    model: str = "vae"  # model program, see pyro_vae.cli.build.MODELS
+    model: str = "vae"  # model program, see pyro_vae.experiment.build.MODELS
     prior: str = "normal"  # p(z) spec, see pyro_vae.families.priors.REGISTRY
     likelihood: str = "bernoulli"  # p(x|z) spec, see pyro_vae.families.likelihoods.REGISTRY
     posterior: str = "diag"  # q(z|x) spec, see pyro_vae.families.posteriors.REGISTRY
