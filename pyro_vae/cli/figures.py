@@ -145,7 +145,7 @@ def per_image_khat(loaded, report, max_images):
     n = min(max_images, report["num_images"])
     x = loaded.data.rows(report.get("split", "test"))[:n].to(next(model.parameters()).device)
     with torch.random.fork_rng(devices=[]):
-        stats = dataset_statistics(model.model, model.guide, x, report["num_samples"], seed=report.get("seed", 0),
+        stats = dataset_statistics(*model.scored_programs(), x, report["num_samples"], seed=report.get("seed", 0),
                                    batch_size=report.get("batch_size", 100), chunk_size=report.get("chunk_size"))
     return stats["khat"]
 

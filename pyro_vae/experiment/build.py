@@ -14,12 +14,18 @@ from ..inference.train import fit
 from ..models import MLP, VAE, Autoencoder, HierarchicalVAE, MixtureModel
 from ..models.mixture import GUIDES
 from ..models.nets import ConvDecoder, ConvEncoder
+from .conditional import MODELS as CONDITIONAL_MODELS
+from .conditional import DataBuilder
 from .config import TrainConfig
 
 
 def build_data(config):
-    return load_dataset(config.dataset, data_dir=config.data_dir, binarize=config.binarize,
+    """The config's data set, as its model reads it (a labelled view for ``cvae``; checked labels or
+    picture shape for the models that need them: one-line errors before anything is written)."""
+    data = load_dataset(config.dataset, data_dir=config.data_dir, binarize=config.binarize,
                         download=config.download)
+    builder = specs.build(MODELS, config.model, "model", None)
+    return builder.prepare(data, config) if isinstance(builder, DataBuilder) else data
 
 
 def encoder_net(config, data_dim, image_shape, out_dim):
@@ -143,6 +149,7 @@ MODELS = {
     "mixture": specs.Choice("mixture:K", "mixture of K components of the --likelihood family, discrete z; "
                             "--posterior exact (default) or categorical; trained by --elbo em (default), enum or trace",
                             _mixture),
+    **CONDITIONAL_MODELS,
 }
 
 
@@ -150,7 +157,10 @@ def build_model(config, data, local_rank=0):
     """Check the data against the likelihood, then build the model on ``config.device`` (CUDA: the
     device ``local_rank``, one per process under torchrun)."""
     builder = specs.build(MODELS, config.model, "model", None)
-    model = builder(config, data.data_dim, image_shape=data.image_shape)
+    if isinstance(builder, DataBuilder):  # a model that reads the data set: labels, picture shape
+        model = builder.build(config, data)
+    else:
+        model = builder(config, data.data_dim, image_shape=data.image_shape)
     fix = "; binarize it (--binarize dynamic or static) or use --likelihood cbernoulli or normal:0.1"
     model.likelihood.check_data(data.served_sample(), fix=fix)
     model.likelihood.check_data(data.x_test, fix=fix)

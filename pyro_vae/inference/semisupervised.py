@@ -108,8 +108,20 @@ def classification_error(m2, x, y, batch_size=1000):
     return wrong / len(x)
 
 
+@torch.no_grad()
+def unlabelled_terms(m2, x, batch_size=1000):
+    """Mean unlabelled ELBO U(x) per row of ``x`` and its terms (y summed exactly, one z per label)."""
+    totals = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    for start in range(0, len(x), batch_size):
+        terms = m2.enumerated_terms(x[start : start + batch_size])
+        for key in totals:
+            totals[key] += terms[key].double().sum().item()
+    return {key: total / len(x) for key, total in totals.items()}
+
+
 def fit_semisupervised(m2, data, epochs=10, batch_size=100, labelled_batch_size=100, lr=3e-4, alpha=None,
-                       betas=(0.9, 0.999), seed=0, run=None, resume=False, on_epoch=None, eval_batch_size=1000):
+                       betas=(0.9, 0.999), eps=1e-8, seed=0, run=None, resume=False, on_epoch=None,
+                       eval_batch_size=1000):
     """Train the M2 model ``m2`` on ``data`` (:class:`SemiSupervisedData`) by maximising J^alpha with Adam.
 
     :param int batch_size: B_u, unlabelled images per step. :param int labelled_batch_size: B_l
@@ -118,8 +130,9 @@ def fit_semisupervised(m2, data, epochs=10, batch_size=100, labelled_batch_size=
         ``write_history(rows)`` (e.g. :class:`~pyro_vae.cli.runs.RunDir`), written after every epoch.
     :param bool resume: continue from ``run``'s checkpoint up to ``epochs`` in total.
     :param on_epoch: called with each epoch's history row (e.g. to print it).
-    :returns: the history: per epoch ``train_loss`` (-J^alpha / N), ``test_error``, ``labelled_error``
-        (on the labelled training images), ``seconds``.
+    :returns: the history: per epoch ``train_loss`` (-J^alpha / N), ``test_elbo`` (the unlabelled
+        ELBO, y summed out) and its terms ``test_reconstruction``, ``test_kl``, ``test_error``,
+        ``labelled_error`` (on the labelled training images), ``seconds``, ``eval_seconds``.
 
     Example::
 
@@ -140,9 +153,9 @@ def fit_semisupervised(m2, data, epochs=10, batch_size=100, labelled_batch_size=
     labelled_batch_size = min(check_int("labelled_batch_size", labelled_batch_size), num_labelled)
     objective = SemiSupervisedObjective(default_alpha(data.num_train) if alpha is None else alpha,
                                         num_labelled, num_unlabelled)
-    state = TrainState(m2, lr, betas, 1e-8)
+    state = TrainState(m2, lr, betas, eps)
     if resume:
-        state.load(m2, run.load_checkpoint(), lr, betas, 1e-8)
+        state.load(m2, run.load_checkpoint(), lr, betas, eps)
         state.restore_rng()
     else:
         state.seed(seed)
@@ -170,10 +183,15 @@ def fit_semisupervised(m2, data, epochs=10, batch_size=100, labelled_batch_size=
             state.optimizer.step()
             losses.append(loss.item())
         m2.eval()
-        row = {"epoch": epoch, "train_loss": statistics.fmean(losses), "seconds": time.perf_counter() - t0,
+        seconds, t0 = time.perf_counter() - t0, time.perf_counter()
+        test = unlabelled_terms(m2, data.x_test, eval_batch_size)
+        row = {"epoch": epoch, "train_loss": statistics.fmean(losses), "test_elbo": test["elbo"],
+               "test_reconstruction": test["reconstruction"], "test_kl": test["kl"],
                "test_error": classification_error(m2, data.x_test, data.y_test, eval_batch_size),
                "labelled_error": classification_error(m2, _scored(data.x_labelled, data.dynamic), data.y_labelled,
-                                            eval_batch_size)}
+                                                      eval_batch_size),
+               "seconds": seconds}
+        row["eval_seconds"] = time.perf_counter() - t0
         state.history.append(row)
         state.epoch = epoch
         if run is not None:

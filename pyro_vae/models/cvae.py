@@ -52,8 +52,9 @@ class ConditionalVAE(LatentModel):
         torch.Size([3, 64])
     """
 
-    #: the programs score x given its label: bounds are on log p(x | y)
+    bound_target = "log p(x | y)"  # the programs score x given its label
     conditional = True
+    samples_per_class = True
 
     def __init__(self, encoder, decoder, num_classes, prior=None, likelihood=None, posterior=None, z_dim=None):
         super().__init__()

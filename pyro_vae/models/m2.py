@@ -84,8 +84,8 @@ class SemiSupervisedVAE(LatentModel):
     #: The guide samples y then z, as the model does; y is discrete: train with ``enum`` (exact sum)
     mean_field_guide = True
     default_elbo = "enum"
-    #: classes and a classifier: evaluation reports test error and log p(x, y) beside log p(x)
-    num_classes = None
+    classifies = True  # evaluation reports test error and log p(x, y) beside log p(x)
+    samples_per_class = True
 
     def __init__(self, classifier, encoder, decoder, num_classes, prior=None, likelihood=None, posterior=None,
                  z_dim=None):
@@ -148,6 +148,25 @@ class SemiSupervisedVAE(LatentModel):
         return self.classifier(x).argmax(-1)
 
     # --- evaluation pairs ------------------------------------------------------------------------
+
+    def scored_programs(self):
+        """The marginal pair: bounds on log p(x) with y summed exactly inside each weight."""
+        return self.marginal_model, self.marginal_guide
+
+    def enumerated_terms(self, x):
+        """The unlabelled ELBO U(x) of each row and its two terms, ``(B,)`` each, with y summed
+        exactly and one z per label: ``reconstruction`` = sum_y q(y|x) log p(x | y, z_y), ``kl`` = the
+        one-draw KL(q(y, z | x) || p(y) p(z)), ``elbo`` = reconstruction - kl."""
+        log_q_y = torch.log_softmax(self.classifier(x), -1).T  # (C, B)
+        q = self.posterior(self.encoder(x, self._labels().unsqueeze(-2)))  # batch (C, B), event (Z,)
+        z = q.rsample()  # (C, B, Z)
+        out = self.decoder(z, self._labels().unsqueeze(-2))  # (C, B, P)
+        log_px = self.likelihood(out, event_dim=1).log_prob(x)  # (C, B)
+        log_prior_y = self.label_prior().logits.log_softmax(-1)[:, None]  # (C, 1)
+        log_ratio = q.log_prob(z) - self.prior().log_prob(z) + log_q_y - log_prior_y  # (C, B)
+        weights = log_q_y.exp()
+        reconstruction, kl = (weights * log_px).sum(0), (weights * log_ratio).sum(0)
+        return {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
 
     def joint_model(self, rows):
         """The model of rows ``[x, one_hot(y)]`` ``(B, D + C)``, y observed: bounds on log p(x, y)."""

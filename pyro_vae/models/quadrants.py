@@ -123,6 +123,10 @@ class QuadrantCVAE(LatentModel):
         (torch.Size([5]), torch.Size([3, 5, 64]))
     """
 
+    bound_target = "log p(x_hidden | x_visible)"
+    conditional = True
+    predicts_hidden = True
+
     def __init__(self, split, prior_net, encoder, decoder, baseline, z_dim, likelihood=None, posterior=None):
         super().__init__()
         self.split = split

@@ -136,3 +136,13 @@ def test_objective_is_an_unbiased_scaled_sum(truth):
     classification = 7.0 * torch.log_softmax(m2.classifier(xl), -1)[torch.arange(3), yl].mean()
     expected = -(unlabelled + labelled + classification) / 110
     assert objective(m2, xu, xl, yl).item() == pytest.approx(expected.item(), rel=1e-10)
+
+
+def test_enumerated_terms_are_the_closed_form_with_exact_z_posteriors(truth):
+    m2 = truth.m2(linear_classifier())
+    x, _ = truth.sample(6)
+    log_joint = truth.log_joint_labels(x)
+    log_q = torch.log_softmax(m2.classifier(x), -1)
+    terms = m2.enumerated_terms(x)
+    assert torch.allclose(terms["elbo"], (log_q.exp() * (log_joint - log_q)).sum(-1), atol=1e-9)
+    assert torch.allclose(terms["reconstruction"] - terms["kl"], terms["elbo"])

@@ -16,7 +16,8 @@ def quadrant_model(num_visible, side=8, z_dim=3):
     split = QuadrantSplit((side, side), num_visible)
     post, lik = pv.DiagonalNormal(), pv.Bernoulli()
     dv, dh = split.visible_dim, split.hidden_dim
-    return QuadrantCVAE(split, pv.MLP(dv, [16], post.num_params(z_dim)), pv.MLP(side * side, [16], post.num_params(z_dim)),
+    return QuadrantCVAE(split, pv.MLP(dv, [16], post.num_params(z_dim)),
+                        pv.MLP(side * side, [16], post.num_params(z_dim)),
                         pv.ConditionalMLP(z_dim, dv, [16], lik.num_params(dh)), pv.MLP(dv, [16], lik.num_params(dh)),
                         z_dim=z_dim, likelihood=lik, posterior=post)
 
