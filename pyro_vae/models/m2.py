@@ -208,6 +208,12 @@ class SemiSupervisedVAE(LatentModel):
         return self.posterior.mean(self.encoder(x, self._code(self.classify(x))))
 
     @torch.no_grad()
+    def reconstruct(self, x):
+        """Mean of p(x | y, z) at y = the classifier's label and z = E_q[z | x, y], ``(B, D)``."""
+        y = self.classify(x)
+        return self.likelihood.mean(self.decoder(self.posterior.mean(self.encoder(x, self._code(y))), self._code(y)))
+
+    @torch.no_grad()
     def decode(self, z, y=None):
         """Mean of p(x | y, z), ``(..., D)``; labels ``y`` ``(...)`` (default: class 0)."""
         y = torch.zeros(z.shape[:-1], dtype=torch.long, device=z.device) if y is None else y
