@@ -11,7 +11,7 @@ import pyro
 
 from ..diagnostics.bits import bits_report, format_bits
 from ..diagnostics.bounds import default_chunk_size
-from ..diagnostics.conditional import format_task, task_report
+from ..diagnostics.conditional import format_task, retarget, task_report
 from ..diagnostics.exact_gap import exact_report, exact_statistics, exact_verdict, format_exact
 from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
 from ..diagnostics.report import format_table, tightness_report
@@ -75,6 +75,7 @@ def run_command(args):
         bar.close()
         report.update(approximation_gap=gaps["approximation_gap"], amortization_gap=gaps["amortization_gap"],
                       inference_gap=gaps)
+    retarget(report, vae.bound_target)
     report.update(task_report(vae, x, labels_of(loaded.data, args.split, len(x), x.device), args.num_samples,
                               batch_size=args.batch_size, seed=args.seed, progress=progress_bars(args.quiet)))
     if vae.discrete_latent:  # sums over z: exact log p(x), ELBO and gap beside the sampled ones

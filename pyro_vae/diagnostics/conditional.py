@@ -56,6 +56,16 @@ def task_report(model, x, y=None, num_samples=1000, batch_size=100, seed=0, prog
     return report
 
 
+def retarget(report, target):
+    """``report``'s verdict messages, written for log p(x), about ``target`` instead (e.g. log p(x | y))."""
+    if target == "log p(x)":
+        return report
+    for verdict in [report["verdict"], *report["verdict"].values()]:
+        if isinstance(verdict, dict) and "message" in verdict:
+            verdict["message"] = verdict["message"].replace("log p(x)", target)
+    return report
+
+
 def format_task(report):
     """Lines for the printed table: what the bounds are on, and the entries of :func:`task_report`."""
     lines = [f"bounds on {report['bound_target']}" + (" (conditional)" if report["conditional"] else "")]
