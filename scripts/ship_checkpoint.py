@@ -5,7 +5,7 @@ checkpoint with the model's parameters only (no optimiser state: a few MB). ``py
 reads it like any run directory; ``--dataset``/``--data-dir`` point it at the data where a user has
 it (the config names the file the run was trained on):
 
-    python scripts/ship_checkpoint.py /work/longruns/dynamic/vae benchmarks/burda-vae
+    python scripts/ship_checkpoint.py RUN_DIR benchmarks/burda-vae
     pyro-vae evaluate benchmarks/burda-vae --dataset mnist --data-dir DATA --no-representation
 """
 

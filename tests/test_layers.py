@@ -32,3 +32,10 @@ def test_every_module_belongs_to_a_layer():
                "labels.py", "errors.py"}
     shims = {"bounds.py"}  # pyro_vae.bounds: a re-export of diagnostics.bounds, kept importable by its old name
     assert top - {"__pycache__"} == layered | shims
+
+
+def test_the_library_never_imports_the_command_line():
+    """``import pyro_vae`` gives the library; the ``cli`` layer loads only for the ``pyro-vae`` command."""
+    code = "import sys, pyro_vae; print(sorted(m for m in sys.modules if m.startswith('pyro_vae.cli')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -94,8 +94,10 @@ def anneal(space, u, betas, step_sizes, leapfrog_steps=DEFAULT_LEAPFROG, progres
 
     :param LatentSpace space: the densities, for ``step_sizes.num_rows_chains`` chains.
     :param u: ``(N, D)`` initial states, chain-major (the pilot chains first).
-    :param betas: ``(T + 1,)`` float64. :param step_sizes: a :class:`.step_sizes.PilotStepSizes` or
-        :class:`.step_sizes.ScheduledStepSizes`. :param progress: called with 1 after each step.
+    :param betas: ``(T + 1,)`` float64.
+    :param step_sizes: a :class:`.step_sizes.PilotStepSizes` or
+        :class:`.step_sizes.ScheduledStepSizes`.
+    :param progress: called with 1 after each step.
     :returns: ``(log_w (C, B) float64, acceptance (C, B) mean over transitions)`` of the counted
         chains (the pilots' are left out).
     """
@@ -195,12 +197,16 @@ def ais(model, guide, x, num_steps=DEFAULT_STEPS, num_chains=DEFAULT_CHAINS, lea
     """AIS estimate of log p(x) for each row of ``x``: an :class:`AISResult`.
 
     :param model: Pyro program ``model(x)`` with its continuous latent sites in a ``"data"`` plate at
-        dim -1 (any number of sites); :param guide: ``guide(x)`` with the same latent sites.
-    :param x: ``(B, ...)`` data. :param int num_steps: T annealing steps (T - 1 HMC transitions).
-    :param int num_chains: C chains per data point. :param int leapfrog_steps: L per transition.
+        dim -1 (any number of sites).
+    :param guide: ``guide(x)`` with the same latent sites.
+    :param x: ``(B, ...)`` data.
+    :param int num_steps: T annealing steps (T - 1 HMC transitions).
+    :param int num_chains: C chains per data point.
+    :param int leapfrog_steps: L per transition.
     :param schedule: ``"sigmoid"``, ``"linear"`` or a sequence of betas from 0 to 1.
     :param str init: q0: ``"guide"`` (the trained q(z | x): far fewer steps for the same accuracy)
-        or ``"prior"``. :param float step_size: initial HMC step size.
+        or ``"prior"``.
+    :param float step_size: initial HMC step size.
     :param int num_pilots: P extra chains per data point that adapt the step size toward acceptance
         0.65; the C counted chains follow them (see :mod:`.step_sizes`: adapting a chain on its own
         history biases its weight). 0: a fixed ``step_size``.

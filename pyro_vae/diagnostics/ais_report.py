@@ -17,7 +17,8 @@ def ais_entry(result, iwae_per_point, num_samples):
     """``eval.json``'s ``ais``: the AIS summary and its paired comparison with L_S on the same images.
 
     :param result: an :class:`~pyro_vae.diagnostics.ais.AISResult` of the first B images.
-    :param iwae_per_point: ``(B,)`` L_S of the same images. :param int num_samples: S.
+    :param iwae_per_point: ``(B,)`` L_S of the same images.
+    :param int num_samples: S.
     """
     entry = result.summary()
     diff = (result.log_likelihood - iwae_per_point.double()).double()  # (B,)

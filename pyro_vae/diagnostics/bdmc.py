@@ -132,7 +132,8 @@ def bdmc(model, guide, num_points, num_steps=DEFAULT_STEPS, x=None, num_chains=D
     """Simulate ``num_points`` data points from the model and sandwich their log p(x*) between
     forward AIS (lower) and reverse AIS from the true latents (upper): a :class:`BDMCResult`.
 
-    :param int num_points: P simulated points. :param int num_steps: T (both directions).
+    :param int num_points: P simulated points.
+    :param int num_steps: T (both directions).
     :param x: data rows of the shape the model takes (required; only the shape, dtype and device
         are used). The other parameters are :func:`~pyro_vae.diagnostics.ais.ais`'s, used in both
         directions (the reverse run replays the forward pilots' step sizes); ``progress`` is called

@@ -29,7 +29,8 @@ EIGHT_BIT = 256
 def dequantization(likelihood, x):
     """``(c, basis)``: the correction c in nats per value (None: no bits/dim) and a sentence saying why.
 
-    :param likelihood: a :class:`~pyro_vae.families.likelihoods.Likelihood`; :param x: ``(N, D)`` data.
+    :param likelihood: a :class:`~pyro_vae.families.likelihoods.Likelihood`.
+    :param x: ``(N, D)`` data.
 
     Example::
 

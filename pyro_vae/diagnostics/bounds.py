@@ -52,7 +52,8 @@ def log_weights(model, guide, x, num_samples, max_plate_nesting=1):
 
     :param model: Pyro program ``model(x)`` with its sites in a ``"data"`` plate at dim -1.
     :param guide: Pyro program ``guide(x)`` with the same latent site names.
-    :param x: ``(B, ...)`` data. :param int num_samples: K draws per data point.
+    :param x: ``(B, ...)`` data.
+    :param int num_samples: K draws per data point.
     :param int max_plate_nesting: plates the programs nest (the particle plate goes left of them).
 
     Example::

@@ -40,7 +40,8 @@ DEFAULT_PARTICLES = 10
 def free_guide(guide, family, x, max_plate_nesting=1):
     """A copy of ``guide`` whose x-only inputs to ``family`` are free parameters for these ``x``.
 
-    :param guide: Pyro program ``guide(x)``. :param torch.nn.Module family: the posterior family
+    :param guide: Pyro program ``guide(x)``.
+    :param torch.nn.Module family: the posterior family
         module the guide calls with the encoder's output (``vae.posterior``).
     :returns: ``(guide_star, params)``: the new guide (to be called with this same ``x``) and the
         list of free leaf tensors, initialised at the encoder's outputs.

@@ -71,7 +71,8 @@ class LatentSpace:
 
     :param model: Pyro program ``model(x)``, latent sites in the ``"data"`` plate at dim -1.
     :param guide: Pyro program ``guide(x)`` with the same latent sites.
-    :param x: ``(B, ...)`` observed data. :param int num_chains: C.
+    :param x: ``(B, ...)`` observed data.
+    :param int num_chains: C.
     :param str init: ``"guide"``: q0 = the guide q(z | x); ``"prior"``: q0 = the model's prior p(z).
     :param int max_plate_nesting: plates the programs nest (the chain plate goes left of them).
     """

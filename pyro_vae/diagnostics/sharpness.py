@@ -17,7 +17,8 @@ import torch  # noqa: F401 (the Example:: doctests use it)
 def mean_gradient_magnitude(images, image_shape):
     """Mean of sqrt(g_x^2 + g_y^2) over the interior pixels and over the images, a float.
 
-    :param images: ``(N, D)`` with ``D = H * W``. :param image_shape: ``(H, W)``.
+    :param images: ``(N, D)`` with ``D = H * W``.
+    :param image_shape: ``(H, W)``.
 
     Example::
 

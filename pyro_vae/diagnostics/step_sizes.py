@@ -31,8 +31,10 @@ class PilotStepSizes:
     """P pilot chains (the first P of the P + C chains) adapt; the C counted chains follow them.
 
     :param int num_pilots: P (0: no adaptation, every chain keeps ``initial``).
-    :param int num_chains: C counted chains. :param int batch: B data points.
-    :param float initial: the starting step size. :param bool record: keep every step's pilot
+    :param int num_chains: C counted chains.
+    :param int batch: B data points.
+    :param float initial: the starting step size.
+    :param bool record: keep every step's pilot
         step sizes, for :class:`ScheduledStepSizes`.
     """
 

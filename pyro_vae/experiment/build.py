@@ -1,5 +1,6 @@
 """Build data, model, objective and ``fit``'s options from a :class:`~pyro_vae.experiment.config.TrainConfig`."""
 
+import functools
 import inspect
 
 import torch
@@ -14,9 +15,27 @@ from ..inference.train import fit
 from ..models import MLP, VAE, Autoencoder, HierarchicalVAE, MixtureModel
 from ..models.mixture import GUIDES
 from ..models.nets import ConvDecoder, ConvEncoder
-from .conditional import MODELS as CONDITIONAL_MODELS
-from .conditional import DataBuilder
 from .config import TrainConfig
+
+MODELS = specs.Registry("model")  # model builders (config, data_dim, image_shape) -> model, by spec name
+
+
+def model(name, help, **options):
+    """Register a builder ``(config, data_dim, image_shape=None) -> model`` under ``name``."""
+    options.setdefault("build", lambda builder, _, ctx: builder)
+    return MODELS.register(name, help, **options)
+
+
+class DataBuilder:
+    """A model builder that reads the data set (its labels, its picture shape), not only its width:
+    what a builder registered with ``build=lambda fn, value, ctx: DataBuilder(...)`` gives.
+
+    :param build: ``(config, data) -> model``, given the prepared data.
+    :param prepare: ``(data, config) -> data``: checks, and the view the model trains and is scored on.
+    """
+
+    def __init__(self, build, prepare):
+        self.build, self.prepare = build, prepare
 
 
 def build_data(config):
@@ -24,7 +43,7 @@ def build_data(config):
     picture shape for the models that need them: one-line errors before anything is written)."""
     data = load_dataset(config.dataset, data_dir=config.data_dir, binarize=config.binarize,
                         download=config.download)
-    builder = specs.build(MODELS, config.model, "model", None)
+    builder = MODELS.build(config.model)
     return builder.prepare(data, config) if isinstance(builder, DataBuilder) else data
 
 
@@ -45,18 +64,20 @@ def decoder_net(config, in_dim, data_dim, image_shape, out_dim):
     return MLP(in_dim, list(config.hidden)[::-1], out_dim, config.activation)
 
 
+@model("vae", "VAE with one stochastic layer")
 def build_vae(config, data_dim, image_shape=None):
     """A VAE with the prior, likelihood, posterior and networks (``--arch``) the config names;
     ``image_shape`` (the data set's) shapes convolutional networks."""
     ctx = specs.Context(z_dim=config.latent_dim, data_dim=data_dim)
-    prior = specs.build(priors.REGISTRY, config.prior, "prior", ctx)
-    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
-    posterior = specs.build(posteriors.REGISTRY, config.posterior, "posterior", ctx)
+    prior = priors.REGISTRY.build(config.prior, ctx)
+    likelihood = likelihoods.REGISTRY.build(config.likelihood, ctx)
+    posterior = posteriors.REGISTRY.build(config.posterior, ctx)
     encoder = encoder_net(config, data_dim, image_shape, posterior.num_params(config.latent_dim))
     decoder = decoder_net(config, config.latent_dim, data_dim, image_shape, likelihood.num_params(data_dim))
     return VAE(encoder, decoder, prior=prior, likelihood=likelihood, posterior=posterior)
 
 
+@model("vae2", "two stochastic layers z1 -> z2 -> x (Burda et al. 2016)")
 def build_vae2(config, data_dim, image_shape=None):
     """Two stochastic layers (z1 -> z2 -> x): Z2 = --latent-dim, Z1 = Z2 // 2 (Burda et al.: 100, 50).
 
@@ -64,10 +85,10 @@ def build_vae2(config, data_dim, image_shape=None):
     between z2 and z1 are MLPs of half of them.
     """
     z2, z1 = config.latent_dim, max(1, config.latent_dim // 2)
-    prior = specs.build(priors.REGISTRY, config.prior, "prior", specs.Context(z_dim=z1, data_dim=data_dim))
+    prior = priors.REGISTRY.build(config.prior, specs.Context(z_dim=z1, data_dim=data_dim))
     ctx = specs.Context(z_dim=z2, data_dim=data_dim)
-    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
-    posterior = specs.build(posteriors.REGISTRY, config.posterior, "posterior", ctx)
+    likelihood = likelihoods.REGISTRY.build(config.likelihood, ctx)
+    posterior = posteriors.REGISTRY.build(config.posterior, ctx)
     hidden, act = list(config.hidden), config.activation
     small = [max(1, h // 2) for h in hidden]
     return HierarchicalVAE(
@@ -77,6 +98,7 @@ def build_vae2(config, data_dim, image_shape=None):
         prior=prior, likelihood=likelihood, posterior=posterior, z_dim=z2)
 
 
+@model("ae", "undercomplete autoencoder: point-mass code, flat code prior")
 def build_autoencoder(config, data_dim, prior=None, corruption=None, contraction=0.0, image_shape=None):
     """A deterministic autoencoder: point-mass code, the config's likelihood and MLPs, and the given
     code prior (default flat), encoder-input corruption and contraction weight."""
@@ -84,7 +106,7 @@ def build_autoencoder(config, data_dim, prior=None, corruption=None, contraction
         raise UserError(f"--model {config.model} fixes its code term and point-mass code; "
                         "drop --prior and --posterior (use --sparsity, --noise, --contraction)")
     ctx = specs.Context(z_dim=config.latent_dim, data_dim=data_dim)
-    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
+    likelihood = likelihoods.REGISTRY.build(config.likelihood, ctx)
     posterior = posteriors.Delta()
     return Autoencoder(encoder_net(config, data_dim, image_shape, posterior.num_params(config.latent_dim)),
                        decoder_net(config, config.latent_dim, data_dim, image_shape, likelihood.num_params(data_dim)),
@@ -92,19 +114,25 @@ def build_autoencoder(config, data_dim, prior=None, corruption=None, contraction
                        posterior=posterior, corruption=corruption, contraction=contraction)
 
 
+@model("sparse-ae", "sparse autoencoder: Laplace code prior = --sparsity * |h|_1")
 def _sparse_ae(config, data_dim, image_shape=None):
     return build_autoencoder(config, data_dim, prior=priors.SparseLaplace(config.latent_dim, config.sparsity),
                              image_shape=image_shape)
 
 
+@model("denoising-ae", "denoising autoencoder: the encoder sees --noise corrupted x")
 def _denoising_ae(config, data_dim, image_shape=None):
     return build_autoencoder(config, data_dim, corruption=build_noise(config.noise, data_dim), image_shape=image_shape)
 
 
+@model("contractive-ae", "contractive autoencoder: --contraction * ||J_f(x)||_F^2")
 def _contractive_ae(config, data_dim, image_shape=None):
     return build_autoencoder(config, data_dim, contraction=config.contraction, image_shape=image_shape)
 
 
+@model("mixture", "mixture of K components of the --likelihood family, discrete z; --posterior exact (default) or "
+       "categorical; trained by --elbo em (default), enum or trace", arg="K", cast=int, example=3,
+       build=lambda builder, k, ctx: functools.partial(builder, num_components=k))
 def build_mixture(config, data_dim, num_components, image_shape=None):
     """A mixture of ``num_components`` components of the ``--likelihood`` family; ``--posterior exact``
     (the default) guides with the exact posterior, ``categorical`` with an MLP encoder of ``--hidden``."""
@@ -116,7 +144,7 @@ def build_mixture(config, data_dim, num_components, image_shape=None):
         raise UserError(f"--model mixture:{num_components} has a discrete latent; use --posterior exact (Bayes' rule, "
                         f"the default) or categorical (an amortised encoder), not {config.posterior!r}")
     ctx = specs.Context(z_dim=num_components, data_dim=data_dim)
-    likelihood = specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx)
+    likelihood = likelihoods.REGISTRY.build(config.likelihood, ctx)
     if config.arch != "mlp" and config.posterior != "categorical":
         raise UserError(f"--model mixture:{num_components} with --posterior {config.posterior} has no network; "
                         "drop --arch (or use --posterior categorical, whose encoder it shapes)")
@@ -125,38 +153,14 @@ def build_mixture(config, data_dim, num_components, image_shape=None):
     return MixtureModel(num_components, likelihood, data_dim, encoder=encoder)
 
 
-def _mixture(arg, ctx):
-    num_components = specs.number_arg("mixture:K", arg, int)
-    return lambda config, data_dim, image_shape=None: build_mixture(config, data_dim, num_components, image_shape)
-
-
 def build_noise(spec, data_dim):
-    return specs.build(noises.REGISTRY, spec, "noise", specs.Context(z_dim=0, data_dim=data_dim))
-
-
-MODELS = {
-    "vae": specs.Choice("vae", "VAE with one stochastic layer", lambda arg, ctx: build_vae),
-    "ae": specs.Choice("ae", "undercomplete autoencoder: point-mass code, flat code prior",
-                       lambda arg, ctx: build_autoencoder),
-    "sparse-ae": specs.Choice("sparse-ae", "sparse autoencoder: Laplace code prior = --sparsity * |h|_1",
-                              lambda arg, ctx: _sparse_ae),
-    "denoising-ae": specs.Choice("denoising-ae", "denoising autoencoder: the encoder sees --noise corrupted x",
-                                 lambda arg, ctx: _denoising_ae),
-    "contractive-ae": specs.Choice("contractive-ae", "contractive autoencoder: --contraction * ||J_f(x)||_F^2",
-                                   lambda arg, ctx: _contractive_ae),
-    "vae2": specs.Choice("vae2", "two stochastic layers z1 -> z2 -> x (Burda et al. 2016)",
-                         lambda arg, ctx: build_vae2),
-    "mixture": specs.Choice("mixture:K", "mixture of K components of the --likelihood family, discrete z; "
-                            "--posterior exact (default) or categorical; trained by --elbo em (default), enum or trace",
-                            _mixture),
-    **CONDITIONAL_MODELS,
-}
+    return noises.REGISTRY.build(spec, specs.Context(z_dim=0, data_dim=data_dim))
 
 
 def build_model(config, data, local_rank=0):
     """Check the data against the likelihood, then build the model on ``config.device`` (CUDA: the
     device ``local_rank``, one per process under torchrun)."""
-    builder = specs.build(MODELS, config.model, "model", None)
+    builder = MODELS.build(config.model)
     if isinstance(builder, DataBuilder):  # a model that reads the data set: labels, picture shape
         model = builder.build(config, data)
     else:
@@ -212,3 +216,6 @@ def device(name, local_rank=0):
             raise UserError("--device cuda but CUDA is not available here; use --device cpu")
         return torch.device("cuda", local_rank)
     raise UserError(f"unknown --device {name!r}; choose cpu or cuda")
+
+
+from . import conditional  # noqa: E402, F401  (registers cvae, cvae-quadrants:Q and m2 at their builders)

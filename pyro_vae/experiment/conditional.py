@@ -2,9 +2,10 @@
 VAE (``cvae``: rows ``[x, one_hot(y)]``), the quadrant CVAE (``cvae-quadrants:Q``: square images) and
 M2 (``m2``: labels, a semi-supervised split of ``labels`` images and its own training loop).
 
-Each is a :class:`DataBuilder`: it checks and prepares the data set (one-line errors before a run
-directory is made) and builds the model from it. :func:`trainer` gives the function that trains a
-model with ``fit``'s arguments: ``fit`` itself, or M2's semi-supervised loop.
+Each registers its builder as a :class:`~pyro_vae.experiment.build.DataBuilder`: it checks and
+prepares the data set (one-line errors before a run directory is made) and builds the model from it.
+:func:`trainer` gives the function that trains a model with ``fit``'s arguments: ``fit`` itself, or
+M2's semi-supervised loop.
 """
 
 import functools
@@ -18,24 +19,13 @@ from ..inference.train import fit
 from ..labels import check_labels, label_split, num_classes_of, with_label_columns
 from ..models import MLP, ConditionalMLP, ConditionalVAE, SemiSupervisedVAE
 from ..models.quadrants import QuadrantCVAE, QuadrantSplit, visible_mask
-
-
-class DataBuilder:
-    """A model builder that reads the data set (its labels, its picture shape), not only its width.
-
-    :param build: ``(config, data) -> model``, given the prepared data.
-    :param prepare: ``(data, config) -> data``: checks, and the view the model trains and is scored on.
-    """
-
-    def __init__(self, build, prepare):
-        self.build, self.prepare = build, prepare
+from .build import DataBuilder, model
 
 
 def _families(config, z_dim, data_dim):
     ctx = specs.Context(z_dim=z_dim, data_dim=data_dim)
-    return (specs.build(priors.REGISTRY, config.prior, "prior", ctx),
-            specs.build(likelihoods.REGISTRY, config.likelihood, "likelihood", ctx),
-            specs.build(posteriors.REGISTRY, config.posterior, "posterior", ctx))
+    return (priors.REGISTRY.build(config.prior, ctx), likelihoods.REGISTRY.build(config.likelihood, ctx),
+            posteriors.REGISTRY.build(config.posterior, ctx))
 
 
 def _mlp_only(config):
@@ -63,6 +53,8 @@ def _cvae_data(data, config):
     return with_label_columns(data)
 
 
+@model("cvae", "class-conditional VAE p(z) p(x | y, z), q(z | x, y); needs labels; bounds on log p(x | y)",
+       build=lambda fn, _, ctx: DataBuilder(fn, _cvae_data))
 def build_cvae(config, data):
     """p(z) p(x | y, z), q(z | x, y): ``ConditionalMLP`` networks of ``--hidden`` with the one-hot label
     into both; any prior (not vamp), likelihood and posterior of the tables."""
@@ -86,6 +78,15 @@ def _quadrant_data(num_visible):
     return prepare
 
 
+def _quadrant_builder(fn, num_visible, ctx):
+    if num_visible not in (1, 2, 3):
+        raise UserError(f"cvae-quadrants:Q takes Q = 1, 2 or 3 visible quadrants, got {num_visible}")
+    return DataBuilder(functools.partial(fn, num_visible=num_visible), _quadrant_data(num_visible))
+
+
+@model("cvae-quadrants", "predict the hidden quadrants from Q = 1, 2, 3 visible ones (square images): CVAE with a "
+       "prior network, beside a deterministic baseline; bounds on log p(x_hidden | x_visible)", arg="Q", cast=int,
+       example=2, build=_quadrant_builder)
 def build_quadrants(config, data, num_visible):
     """Prior network p(z | x_v), recognition network q(z | x), decoder p(x_h | x_v, z) and the baseline
     x_v -> x_h, each an MLP of ``--hidden``; ``--posterior`` is the family of p(z | x_v) and q(z | x)."""
@@ -101,13 +102,6 @@ def build_quadrants(config, data, num_visible):
                         decoder=ConditionalMLP(config.latent_dim, split.visible_dim, hidden[::-1], out, act),
                         baseline=MLP(split.visible_dim, hidden, out, act), z_dim=config.latent_dim,
                         likelihood=likelihood, posterior=posterior)
-
-
-def _quadrants(arg, ctx):
-    num_visible = specs.number_arg("cvae-quadrants:Q", arg, int)
-    if num_visible not in (1, 2, 3):
-        raise UserError(f"cvae-quadrants:Q takes Q = 1, 2 or 3 visible quadrants, got {num_visible}")
-    return DataBuilder(functools.partial(build_quadrants, num_visible=num_visible), _quadrant_data(num_visible))
 
 
 # --- m2 -------------------------------------------------------------------------------------------
@@ -127,6 +121,8 @@ def m2_split(data, config):
                        seed=config.seed)
 
 
+@model("m2", "semi-supervised M2 (Kingma et al. 2014): q(y | x) learned from --labels N labels, y summed out "
+       "exactly elsewhere; bounds on log p(x)", build=lambda fn, _, ctx: DataBuilder(fn, _m2_data))
 def build_m2(config, data):
     """M2 with the paper's shape: classifier, encoder and decoder MLPs of ``--hidden`` (one-hot y into
     the encoder and decoder); any prior (not vamp), likelihood and posterior of the tables."""
@@ -182,14 +178,3 @@ def fit_m2(model, data, elbo, *, config, run=None, resume=False, quiet=False, di
                               alpha=config.alpha_scale * data.num_train, seed=seed, run=run, resume=resume,
                               on_epoch=on_epoch)
 
-
-MODELS = {
-    "cvae": specs.Choice("cvae", "class-conditional VAE p(z) p(x | y, z), q(z | x, y); needs labels; bounds on "
-                         "log p(x | y)", lambda arg, ctx: DataBuilder(build_cvae, _cvae_data)),
-    "cvae-quadrants": specs.Choice("cvae-quadrants:Q", "predict the hidden quadrants from Q = 1, 2, 3 visible ones "
-                                   "(square images): CVAE with a prior network, beside a deterministic baseline; "
-                                   "bounds on log p(x_hidden | x_visible)", _quadrants),
-    "m2": specs.Choice("m2", "semi-supervised M2 (Kingma et al. 2014): q(y | x) learned from --labels N labels, y "
-                       "summed out exactly elsewhere; bounds on log p(x)",
-                       lambda arg, ctx: DataBuilder(build_m2, _m2_data)),
-}

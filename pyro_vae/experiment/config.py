@@ -95,7 +95,7 @@ class TrainConfig:
             raise UserError(f"channels must be positive comma-separated sizes like 32,64, got {self.channels!r}",
                             param="channels")
         try:  # built by denoising-ae and by evaluate's corrupted-input report: refuse e.g. masking:1.5 now
-            specs.build(noises.REGISTRY, self.noise, "noise", specs.Context(z_dim=0, data_dim=1))
+            noises.REGISTRY.build(self.noise, specs.Context(z_dim=0, data_dim=1))
         except UserError as e:
             raise UserError(str(e) if str(e).startswith("unknown") else f"noise {e}", param="noise") from None
         return self

@@ -24,10 +24,11 @@ from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
 from ..errors import UserError, check_int, check_positive
-from ..specs import Choice, no_arg, number_arg
+from ..specs import Registry
 from .discretized import LEVELS, grid
 from .discretized import DiscretizedLogistic as DiscretizedLogisticDistribution
 
+REGISTRY = Registry("likelihood")  # spec names of the likelihoods, registered by @REGISTRY.register
 PAIRWISE_ELEMENTS = 1 << 23  # (row, component, pixel) triples broadcast at once by pairwise_log_prob
 PROB_FLOOR = 1e-6  # EM keeps a Bernoulli mean in [PROB_FLOOR, 1 - PROB_FLOOR]: log p stays finite
 
@@ -69,7 +70,8 @@ class Likelihood(nn.Module):
                             f"other values{fix}")
 
     def spec(self):
-        return type(self).__name__.lower()
+        """The spec that builds this likelihood (``normal:0.1``); the class name for one that has none."""
+        return REGISTRY.spec_of(self) or type(self).__name__
 
     #: :meth:`m_step` has a closed form, so a mixture of this family can be fitted by EM.
     closed_form_m_step = False
@@ -78,7 +80,8 @@ class Likelihood(nn.Module):
         """Decoder outputs ``(K, num_params(D))`` maximising ``sum_n sum_k w_nk log p(x_n | out_k)``
         (within the family's constraints, e.g. a floor on a scale): EM's M-step.
 
-        :param x: ``(N, D)`` rows. :param weights: ``(N, K)`` non-negative weights (responsibilities).
+        :param x: ``(N, D)`` rows.
+        :param weights: ``(N, K)`` non-negative weights (responsibilities).
         """
         raise NotImplementedError(f"the {self.spec()} likelihood has no closed-form M-step")
 
@@ -114,6 +117,7 @@ class BernoulliLogits(dist.Bernoulli):
         return F.binary_cross_entropy_with_logits(logits, value, reduction="none").neg_()
 
 
+@REGISTRY.register("bernoulli", "binary data; decoder outputs logits (cross-entropy)")
 class Bernoulli(Likelihood):
     """p(x|z) = prod_d Bernoulli(x_d; sigmoid(logits_d(z))): the decoder outputs logits.
 
@@ -149,41 +153,7 @@ class Bernoulli(Likelihood):
         return x @ F.logsigmoid(logits).T + (1 - x) @ F.logsigmoid(-logits).T  # (N, K)
 
 
-class Normal(Likelihood):
-    """p(x|z) = prod_d N(x_d; mu_d(z), scale^2) with a fixed ``scale``: the decoder outputs means.
-
-    ``-log p(x|z) = ||x - mu||^2 / (2 scale^2) + D log(scale sqrt(2 pi))``: squared error.
-
-    Example::
-
-        >>> mu, x = torch.zeros(1, 4), torch.ones(1, 4)
-        >>> -Normal(1.0)(mu).log_prob(x) - 0.5 * ((x - mu) ** 2).sum() - 4 * 0.5 * math.log(2 * math.pi)
-        tensor([0.])
-    """
-
-    def __init__(self, scale=1.0):
-        super().__init__()
-        self.register_buffer("scale", torch.tensor(check_positive("scale", scale)))
-
-    def forward(self, loc, event_dim=1):
-        return dist.Normal(loc, self.scale).to_event(event_dim)
-
-    def mean(self, loc):
-        return loc
-
-    def spec(self):
-        return f"normal:{self.scale.item():g}"
-
-    closed_form_m_step = True
-
-    def m_step(self, x, weights):
-        """The weighted means (the scale is fixed)."""
-        return weighted_moments(x, weights)[1]
-
-    def pairwise_log_prob(self, loc, x):
-        return _gaussian_pairwise(x, loc, self.scale.expand_as(loc))
-
-
+@REGISTRY.register("cbernoulli", "continuous Bernoulli for grey levels in [0, 1]; decoder outputs logits")
 class ContinuousBernoulli(Likelihood):
     """p(x|z) = prod_d CB(x_d; sigmoid(logits_d(z))) for grey levels x_d in [0, 1].
 
@@ -209,8 +179,39 @@ class ContinuousBernoulli(Likelihood):
     def mean(self, logits):
         return dist.ContinuousBernoulli(logits=logits).mean
 
-    def spec(self):
-        return "cbernoulli"
+
+@REGISTRY.register("normal", "Normal with fixed scale; decoder outputs means (squared error)", arg="SCALE",
+                   attr="scale", example=0.3)
+class Normal(Likelihood):
+    """p(x|z) = prod_d N(x_d; mu_d(z), scale^2) with a fixed ``scale``: the decoder outputs means.
+
+    ``-log p(x|z) = ||x - mu||^2 / (2 scale^2) + D log(scale sqrt(2 pi))``: squared error.
+
+    Example::
+
+        >>> mu, x = torch.zeros(1, 4), torch.ones(1, 4)
+        >>> -Normal(1.0)(mu).log_prob(x) - 0.5 * ((x - mu) ** 2).sum() - 4 * 0.5 * math.log(2 * math.pi)
+        tensor([0.])
+    """
+
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(check_positive("scale", scale)))
+
+    def forward(self, loc, event_dim=1):
+        return dist.Normal(loc, self.scale).to_event(event_dim)
+
+    def mean(self, loc):
+        return loc
+
+    closed_form_m_step = True
+
+    def m_step(self, x, weights):
+        """The weighted means (the scale is fixed)."""
+        return weighted_moments(x, weights)[1]
+
+    def pairwise_log_prob(self, loc, x):
+        return _gaussian_pairwise(x, loc, self.scale.expand_as(loc))
 
 
 class PixelScale(nn.Module):
@@ -231,6 +232,9 @@ class PixelScale(nn.Module):
         return self.min_scale + F.softplus(self.raw)
 
 
+@REGISTRY.register("normal-learned", "Normal with one learned scale per pixel (floor 0.01)", arg="FLOOR",
+                   default=0.01, attr=lambda lik: lik.scale.min_scale, example=0.05,
+                   build=lambda cls, floor, ctx: cls(ctx.data_dim, floor))
 class NormalLearnedScale(Likelihood):
     """p(x|z) = prod_d N(x_d; mu_d(z), sigma_d^2) with one learned sigma_d per pixel (not per z).
 
@@ -253,10 +257,9 @@ class NormalLearnedScale(Likelihood):
     def mean(self, loc):
         return loc
 
-    def spec(self):
-        return "normal-learned"
 
-
+@REGISTRY.register("normal-hetero", "Normal, decoder outputs means and scales (floor 0.01)", arg="FLOOR",
+                   default=0.01, attr="min_scale", example=0.05)
 class NormalHeteroscedastic(Likelihood):
     """p(x|z) = N(x; mu(z), diag sigma(z)^2): the decoder outputs both (the lecture's N(mu_x|z, Sigma_x|z)).
 
@@ -289,8 +292,6 @@ class NormalHeteroscedastic(Likelihood):
     def mean(self, out):
         return self.loc_scale(out)[0]
 
-    def spec(self):
-        return f"normal-hetero:{self.min_scale:g}"
 
     closed_form_m_step = True
 
@@ -306,6 +307,9 @@ class NormalHeteroscedastic(Likelihood):
         return _gaussian_pairwise(x, *self.loc_scale(out))
 
 
+@REGISTRY.register("laplace", "Laplace (L1 error); scale fixed, or learned per pixel if omitted", arg="SCALE",
+                   default=None, attr=lambda lik: None if lik.pixel_scale is not None else lik.fixed_scale,
+                   example=0.3, build=lambda cls, scale, ctx: cls(scale, data_dim=ctx.data_dim))
 class Laplace(Likelihood):
     """p(x|z) = prod_d Laplace(x_d; mu_d(z), b_d): ``-log p(x|z) = sum_d |x_d - mu_d| / b_d + log(2 b_d)``.
 
@@ -338,10 +342,10 @@ class Laplace(Likelihood):
     def mean(self, loc):
         return loc
 
-    def spec(self):
-        return "laplace" if self.pixel_scale is not None else f"laplace:{self.fixed_scale.item():g}"
 
-
+@REGISTRY.register("dlogistic", "8-bit data, not binarised: exact mass of each level 0..255 under a "
+                   "discretised logistic, or a mixture of K (PixelCNN++)", arg="K", cast=int, default=1,
+                   attr="components", example=3)
 class DiscretizedLogistic(Likelihood):
     """p(x|z) = prod_d P(k_d | z): a (mixture of K) discretised logistic(s) per value, for 8-bit data.
 
@@ -394,9 +398,6 @@ class DiscretizedLogistic(Likelihood):
         logits, loc, scale = self.parameters_of(out)
         return DiscretizedLogisticDistribution(loc, scale, logits).mean
 
-    def spec(self):
-        return "dlogistic" if self.components == 1 else f"dlogistic:{self.components}"
-
 
 def _gaussian_pairwise(x, loc, scale):
     """``sum_d log N(x_nd; loc_kd, scale_kd^2)`` for all (n, k), ``(N, K)``, from the expanded square
@@ -404,25 +405,3 @@ def _gaussian_pairwise(x, loc, scale):
     precision = scale**-2  # (K, D)
     quadratic = (x * x) @ precision.T - 2 * x @ (loc * precision).T + (loc * loc * precision).sum(-1)  # (N, K)
     return -0.5 * quadratic - scale.log().sum(-1) - 0.5 * x.shape[-1] * math.log(2 * math.pi)
-
-
-REGISTRY = {
-    "bernoulli": Choice("bernoulli", "binary data; decoder outputs logits (cross-entropy)",
-                        lambda arg, ctx: no_arg("bernoulli", arg) or Bernoulli()),
-    "cbernoulli": Choice("cbernoulli", "continuous Bernoulli for grey levels in [0, 1]; decoder outputs logits",
-                         lambda arg, ctx: no_arg("cbernoulli", arg) or ContinuousBernoulli()),
-    "normal": Choice("normal:SCALE", "Normal with fixed scale; decoder outputs means (squared error)",
-                     lambda arg, ctx: Normal(number_arg("normal:SCALE", arg))),
-    "normal-learned": Choice("normal-learned[:FLOOR]", "Normal with one learned scale per pixel (floor 0.01)",
-                             lambda arg, ctx: NormalLearnedScale(
-                                 ctx.data_dim, number_arg("normal-learned:FLOOR", arg, default=0.01))),
-    "normal-hetero": Choice("normal-hetero[:FLOOR]", "Normal, decoder outputs means and scales (floor 0.01)",
-                            lambda arg, ctx: NormalHeteroscedastic(
-                                number_arg("normal-hetero:FLOOR", arg, default=0.01))),
-    "laplace": Choice("laplace[:SCALE]", "Laplace (L1 error); scale fixed, or learned per pixel if omitted",
-                      lambda arg, ctx: Laplace(number_arg("laplace:SCALE", arg) if arg is not None else None,
-                                               data_dim=ctx.data_dim)),
-    "dlogistic": Choice("dlogistic[:K]", "8-bit data (--binarize none): exact mass of each level 0..255 under a "
-                        "discretised logistic, or a mixture of K (PixelCNN++)",
-                        lambda arg, ctx: DiscretizedLogistic(number_arg("dlogistic:K", arg, int, default=1))),
-}

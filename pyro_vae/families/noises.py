@@ -9,17 +9,21 @@ import torch
 import torch.nn as nn
 
 from ..errors import check_positive, check_probability
-from ..specs import Choice, number_arg
+from ..specs import Registry
+
+REGISTRY = Registry("noise")  # spec names of the corruption noises, registered by @REGISTRY.register
 
 
 class Noise(nn.Module):
     """Base class: ``forward(x)`` returns a corrupted copy of ``x``, same shape."""
 
     def spec(self):
-        """The noise as a ``name:arg`` spec."""
-        raise NotImplementedError
+        """The noise as the ``name:arg`` spec that builds it (``masking:0.3``)."""
+        return REGISTRY.spec_of(self) or type(self).__name__
 
 
+@REGISTRY.register("masking", "set each input to 0 with probability NU", arg="NU", attr="nu", example=0.3,
+                   build=lambda cls, nu, ctx: cls(check_probability("masking:NU", nu)))
 class Masking(Noise):
     """Masking noise: each input is set to 0 independently with probability ``nu``.
 
@@ -37,10 +41,8 @@ class Masking(Noise):
     def forward(self, x):
         return x * (torch.rand_like(x) >= self.nu)
 
-    def spec(self):
-        return f"masking:{self.nu:g}"
 
-
+@REGISTRY.register("gaussian", "add N(0, SIGMA^2) noise to each input", arg="SIGMA", attr="sigma", example=0.5)
 class GaussianNoise(Noise):
     """Additive isotropic Gaussian noise of standard deviation ``sigma``.
 
@@ -58,18 +60,3 @@ class GaussianNoise(Noise):
     def forward(self, x):
         return x + self.sigma * torch.randn_like(x)
 
-    def spec(self):
-        return f"gaussian:{self.sigma:g}"
-
-
-def _masking(arg, ctx):
-    nu = number_arg("masking:NU", arg)
-    check_probability("masking:NU", nu)
-    return Masking(nu)
-
-
-REGISTRY = {
-    "masking": Choice("masking:NU", "set each input to 0 with probability NU", _masking),
-    "gaussian": Choice("gaussian:SIGMA", "add N(0, SIGMA^2) noise to each input",
-                       lambda arg, ctx: GaussianNoise(number_arg("gaussian:SIGMA", arg))),
-}

@@ -21,7 +21,9 @@ from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch.distributions import Independent, LowRankMultivariateNormal, MultivariateNormal, register_kl
 
 from ..errors import check_int, check_positive
-from ..specs import Choice, no_arg, number_arg
+from ..specs import Registry
+
+REGISTRY = Registry("posterior")  # spec names of the posterior families, registered by @REGISTRY.register
 
 
 class Posterior(nn.Module):
@@ -41,6 +43,10 @@ class Posterior(nn.Module):
     #: would need one inverse per (data point, pseudo-input) pair.
     cheap_density = True
 
+    #: ``mean(out)`` is E_q[z]. False for a flow, whose ``mean`` is a point summary (the flow at the
+    #: base mean): E_q[z] has no closed form there.
+    mean_is_expectation = True
+
     def num_params(self, z_dim):
         """Encoder outputs this family reads for a latent of dimension ``z_dim``."""
         raise NotImplementedError
@@ -51,7 +57,12 @@ class Posterior(nn.Module):
     def mean(self, out):
         raise NotImplementedError
 
+    def spec(self):
+        """The spec that builds this family (``lowrank:2``); the class name for one that has none."""
+        return REGISTRY.spec_of(self) or type(self).__name__
 
+
+@REGISTRY.register("diag", "diagonal Normal, sigma = softplus(rho)")
 class DiagonalNormal(Posterior):
     """q(z|x) = N(z; mu(x), diag sigma(x)^2).
 
@@ -86,6 +97,8 @@ class DiagonalNormal(Posterior):
         return self.loc_scale(out)[0]
 
 
+@REGISTRY.register("lowrank", "Normal with covariance W W^T + diag, W of rank R", arg="R", cast=int, attr="rank",
+                   example=2)
 class LowRankNormal(Posterior):
     """q(z|x) = N(z; mu(x), W(x) W(x)^T + diag sigma(x)^2) with ``W`` of shape (Z, rank).
 
@@ -120,6 +133,7 @@ class LowRankNormal(Posterior):
         return out[..., : out.shape[-1] // (2 + self.rank)]
 
 
+@REGISTRY.register("full", "full-covariance Normal from a Cholesky factor")
 class FullNormal(Posterior):
     """q(z|x) = N(z; mu(x), L(x) L(x)^T), ``L`` lower triangular with a positive diagonal (Cholesky).
 
@@ -161,6 +175,8 @@ class FullNormal(Posterior):
         return out[..., : self._z_dim(out.shape[-1])]
 
 
+@REGISTRY.register("iaf-shared", "N inverse autoregressive flows shared by all data points, no context (class IAF)",
+                   arg="N", cast=int, attr="num_flows", example=2, build=lambda cls, n, ctx: cls(ctx.z_dim, n))
 class IAF(Posterior):
     """Inverse autoregressive flow on a diagonal Normal, one flow shared by all data points (spec
     ``iaf-shared:N``; the paper's context-conditioned form is :class:`ContextIAF`, ``iaf:N``):
@@ -188,10 +204,12 @@ class IAF(Posterior):
         True
     """
 
+    mean_is_expectation = False
+
     def __init__(self, z_dim, num_flows, hidden_dims=None, min_scale=1e-5):
         super().__init__()
         check_int("z_dim", z_dim)
-        check_int("num_flows", num_flows)
+        self.num_flows = check_int("num_flows", num_flows)
         self.base = DiagonalNormal(min_scale)
         hidden_dims = list(hidden_dims or [3 * z_dim + 1])
         identity, reverse = torch.arange(z_dim), torch.arange(z_dim - 1, -1, -1)
@@ -217,6 +235,9 @@ class IAF(Posterior):
         return z
 
 
+@REGISTRY.register("iaf", "N inverse autoregressive flows on a diagonal Normal, each conditioned on a context from "
+                   "the encoder (class ContextIAF; Kingma et al. 2016)", arg="N", cast=int, attr="num_flows", example=2,
+                   build=lambda cls, n, ctx: cls(ctx.z_dim, n))
 class ContextIAF(Posterior):
     """Inverse autoregressive flow as in Kingma et al. (2016, sec. 4 and fig. 2), spec ``iaf:N``: the
     encoder emits a context h(x) beside the base Normal's parameters, and every autoregressive step
@@ -246,11 +267,12 @@ class ContextIAF(Posterior):
     """
 
     cheap_density = False
+    mean_is_expectation = False
 
     def __init__(self, z_dim, num_flows, context_dim=None, hidden_dims=None, min_scale=1e-5):
         super().__init__()
         self.z_dim = check_int("z_dim", z_dim)
-        check_int("num_flows", num_flows)
+        self.num_flows = check_int("num_flows", num_flows)
         self.context_dim = check_int("context_dim", context_dim if context_dim is not None else z_dim)
         self.base = DiagonalNormal(min_scale)
         hidden_dims = list(hidden_dims or [3 * z_dim + 1])
@@ -288,6 +310,7 @@ class ContextIAF(Posterior):
         return z
 
 
+@REGISTRY.register("delta", "point mass at the encoder output (deterministic autoencoder)")
 class Delta(Posterior):
     """q(z|x) = delta(z - f(x)): a point mass at the encoder's output, for deterministic autoencoders.
 
@@ -329,20 +352,3 @@ def _kl_gaussian_diagonal_normal(p, q):
 
 register_kl(MultivariateNormal, Independent)(_kl_gaussian_diagonal_normal)
 register_kl(LowRankMultivariateNormal, Independent)(_kl_gaussian_diagonal_normal)
-
-
-REGISTRY = {
-    "diag": Choice("diag", "diagonal Normal, sigma = softplus(rho)",
-                   lambda arg, ctx: no_arg("diag", arg) or DiagonalNormal()),
-    "lowrank": Choice("lowrank:R", "Normal with covariance W W^T + diag, W of rank R",
-                      lambda arg, ctx: LowRankNormal(number_arg("lowrank:R", arg, int))),
-    "full": Choice("full", "full-covariance Normal from a Cholesky factor",
-                   lambda arg, ctx: no_arg("full", arg) or FullNormal()),
-    "iaf": Choice("iaf:N", "N inverse autoregressive flows on a diagonal Normal, each conditioned on a "
-                  "context from the encoder (Kingma et al. 2016)",
-                  lambda arg, ctx: ContextIAF(ctx.z_dim, number_arg("iaf:N", arg, int))),
-    "delta": Choice("delta", "point mass at the encoder output (deterministic autoencoder)",
-                    lambda arg, ctx: no_arg("delta", arg) or Delta()),
-    "iaf-shared": Choice("iaf-shared:N", "N inverse autoregressive flows shared by all data points (no context)",
-                         lambda arg, ctx: IAF(ctx.z_dim, number_arg("iaf-shared:N", arg, int))),
-}

@@ -18,7 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UserError, check_int, check_positive
-from ..specs import Choice, no_arg, number_arg
+from ..specs import Registry
+
+REGISTRY = Registry("prior")  # spec names of the priors, registered by @REGISTRY.register below
 
 
 class Prior(nn.Module):
@@ -38,12 +40,17 @@ class Prior(nn.Module):
         :class:`~pyro_vae.errors.UserError` for a model it cannot work with.
         """
 
+    def spec(self):
+        """The spec that builds this prior (``mog:10``); the class name for one that has none."""
+        return REGISTRY.spec_of(self) or type(self).__name__
+
     def components(self):
         """A Gaussian mixture's parts ``{"loc": (K, Z), "scale": (K, Z), "weights": (K,)}``
         (detached), or None for a prior that is not one. Figures draw them over the codes."""
         return None
 
 
+@REGISTRY.register("normal", "standard normal N(0, I)", build=lambda cls, _, ctx: cls(ctx.z_dim))
 class StandardNormal(Prior):
     """p(z) = N(z; 0, I), with ``event_shape == (z_dim,)``.
 
@@ -63,6 +70,8 @@ class StandardNormal(Prior):
         return dist.Normal(self.loc, self.scale).to_event(1)
 
 
+@REGISTRY.register("mog", "mixture of K Gaussians, weights, means and scales learned", arg="K", cast=int,
+                   attr="num_components", example=3, build=lambda cls, k, ctx: cls(ctx.z_dim, k))
 class MixtureOfGaussians(Prior):
     """p(z) = sum_k pi_k N(z; mu_k, diag sigma_k^2), all of pi, mu, sigma learned.
 
@@ -72,7 +81,8 @@ class MixtureOfGaussians(Prior):
     weights, unit scales and means drawn from N(0, I), so the components start apart.
     No analytic KL(q || p) exists for a mixture: ``meanfield`` samples this term.
 
-    :param int z_dim: Z. :param int num_components: K.
+    :param int z_dim: Z.
+    :param int num_components: K.
 
     Example::
 
@@ -97,6 +107,8 @@ class MixtureOfGaussians(Prior):
                 "weights": torch.softmax(self.logits.detach(), 0)}
 
 
+@REGISTRY.register("vamp", "VampPrior: mixture of q(z|u_k) at K learned pseudo-inputs", arg="K", cast=int,
+                   attr="num_components", example=3, build=lambda cls, k, ctx: cls(ctx.z_dim, k, ctx.data_dim))
 class VampPrior(Prior):
     """VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k), K learned pseudo-inputs.
 
@@ -107,7 +119,9 @@ class VampPrior(Prior):
     ``state_dict`` nor registered twice with Pyro). The encoder therefore receives gradient from
     the prior term too, as in the paper.
 
-    :param int z_dim: Z. :param int num_components: K. :param int data_dim: D of the pseudo-inputs.
+    :param int z_dim: Z.
+    :param int num_components: K.
+    :param int data_dim: D of the pseudo-inputs.
 
     Example::
 
@@ -178,7 +192,7 @@ class Flat(Prior):
 class SparseLaplace(Prior):
     """p(h) = prod_j Laplace(h_j; 0, 1/lambda), the sparse autoencoder's code term.
 
-    ``-log p(h) = lambda |h|_1 - Z log(lambda / 2)``: the L1 penalty lambda |h|_1 of a sparse
+    ``-log p(h) = lambda |h|_1 - Z log(lambda / 2)``: the L1 penalty ``lambda |h|_1`` of a sparse
     autoencoder (Goodfellow et al. 2016, 14.2.1) plus a constant that does not move the optimum.
 
     Example::
@@ -196,13 +210,3 @@ class SparseLaplace(Prior):
 
     def forward(self):
         return dist.Laplace(self.loc, self.scale).to_event(1)
-
-
-REGISTRY = {
-    "normal": Choice("normal", "standard normal N(0, I)",
-                     lambda arg, ctx: no_arg("normal", arg) or StandardNormal(ctx.z_dim)),
-    "mog": Choice("mog:K", "mixture of K Gaussians, weights, means and scales learned",
-                  lambda arg, ctx: MixtureOfGaussians(ctx.z_dim, number_arg("mog:K", arg, int))),
-    "vamp": Choice("vamp:K", "VampPrior: mixture of q(z|u_k) at K learned pseudo-inputs",
-                   lambda arg, ctx: VampPrior(ctx.z_dim, number_arg("vamp:K", arg, int), ctx.data_dim)),
-}

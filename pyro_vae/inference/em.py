@@ -20,6 +20,7 @@ import inspect
 import torch
 
 from ..errors import UserError
+from .elbo_registry import REGISTRY
 
 
 @torch.no_grad()
@@ -46,6 +47,16 @@ def _owner(program):
     return owner
 
 
+def _em(cls, pseudo, ctx):
+    if ctx.num_particles != 1:
+        raise UserError(f"em sums over the latent exactly; drop num_particles={ctx.num_particles}",
+                        param="num_particles")
+    return cls(pseudo)
+
+
+@REGISTRY.register("em", "EM, closed-form E and M steps on all training rows (mixture:K); PSEUDO: pseudo-count of the "
+                   "data mean per component (default 0)", arg="PSEUDO", default=0.0, attr="smoothing", example=1.0,
+                   build=_em)
 class EM:
     """EM as an objective: ``loss_and_grads(model.model, model.guide, x)`` runs one EM iteration on
     ``x`` and returns ``-sum_n log p(x_n)`` before it (the negative ELBO after the E-step), scaled

@@ -15,7 +15,10 @@ configured for parallel enumeration, so SVI maximises that exact sum instead of 
 import torch
 from pyro.infer import TraceEnum_ELBO, config_enumerate
 
+from .elbo_registry import REGISTRY, pyro_elbo
 
+
+@REGISTRY.register("enum", "TraceEnum_ELBO: discrete latents summed out exactly (mixture:K)", build=pyro_elbo)
 class EnumELBO(TraceEnum_ELBO):
     """``TraceEnum_ELBO`` on ``config_enumerate(model)`` and ``config_enumerate(guide)``.
 

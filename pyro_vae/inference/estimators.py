@@ -52,7 +52,8 @@ from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 from torch.distributions import Distribution
 
 from ..errors import UserError
-from .objectives import IWAE_ELBO, subsample_scale
+from .elbo_registry import REGISTRY, own_particles, pyro_elbo
+from .objectives import IWAE_ELBO, spec_of, subsample_scale
 
 
 @contextlib.contextmanager
@@ -166,6 +167,8 @@ def _weighted(weights, batch_dim):
     return hook
 
 
+@REGISTRY.register("stl", "Trace_ELBO with the path-derivative gradient, sticking the landing (STL_ELBO)",
+                   build=pyro_elbo)
 class STL_ELBO(Trace_ELBO):
     """``Trace_ELBO`` with the path-derivative ("sticking the landing") gradient of Roeder, Wu &
     Duvenaud (2017): ``log q(z|x)`` is scored with the guide's parameters stopped (see the module
@@ -185,12 +188,17 @@ class STL_ELBO(Trace_ELBO):
         True
     """
 
-    spec = "stl"
+    @property
+    def spec(self):
+        """The spec that builds this objective (``stl``)."""
+        return spec_of(self)
 
     def _get_trace(self, model, guide, args, kwargs):
         return stopped_traces(model, guide, args, kwargs, self.spec, self.max_plate_nesting)
 
 
+@REGISTRY.register("iwae-dreg", "iwae:K with the doubly-reparameterised gradient (IWAE_DReG_ELBO)", arg="K",
+                   cast=int, attr="num_particles", example=5, build=own_particles)
 class IWAE_DReG_ELBO(IWAE_ELBO):
     """The importance-weighted bound of :class:`~pyro_vae.inference.objectives.IWAE_ELBO` (same value,
     same draws, same N/B scaling after the per-point log-mean-exp) with the doubly-reparameterised

@@ -25,18 +25,17 @@ ragged last batch). A KL warm-up over W epochs therefore compiles W + 1 graphs, 
 import contextlib
 import math
 import warnings
-from dataclasses import dataclass
 
 import torch
 from pyro.distributions.util import is_identically_zero
-from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, RenyiELBO, TraceMeanField_ELBO
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 from pyro.util import warn_if_nan
 
 from ..errors import UserError, check_int, check_positive
-from ..specs import Choice, build, no_arg, number_arg
+from .elbo_registry import REGISTRY, ElboContext, own_particles, pyro_elbo
 from .em import EM
-from .enumeration import EnumELBO
+from .enumeration import EnumELBO  # noqa: F401 (registers enum where it is defined)
 
 
 @contextlib.contextmanager
@@ -64,10 +63,14 @@ class QuietJit:
             return super().differentiable_loss(model, guide, *args, **kwargs)
 
 
+@REGISTRY.register("jit-trace", "compiled trace",
+                   build=lambda cls, _, ctx: pyro_elbo(cls, _, ctx, ignore_jit_warnings=True))
 class QuietJitTrace_ELBO(QuietJit, JitTrace_ELBO):
     """Pyro's :class:`~pyro.infer.JitTrace_ELBO`, compiling without torch's deprecation notice."""
 
 
+@REGISTRY.register("jit-meanfield", "compiled meanfield",
+                   build=lambda cls, _, ctx: pyro_elbo(cls, _, ctx, ignore_jit_warnings=True))
 class CachedJitTraceMeanField_ELBO(QuietJit, JitTraceMeanField_ELBO):
     """JitTraceMeanField_ELBO that compiles once.
 
@@ -96,6 +99,8 @@ def subsample_scale(site):
     return scale
 
 
+@REGISTRY.register("iwae", "importance-weighted bound, K particles (IWAE_ELBO: per-point log-mean-exp, then the N/B "
+                   "scale)", arg="K", cast=int, attr="num_particles", example=5, build=own_particles)
 class IWAE_ELBO(RenyiELBO):
     """Importance-weighted bound (Burda et al. 2016) with K vectorised particles, per data point:
 
@@ -124,7 +129,8 @@ class IWAE_ELBO(RenyiELBO):
 
     @property
     def spec(self):
-        return f"{self.name}:{self.num_particles}"
+        """The spec that builds this objective (``iwae:5``)."""
+        return spec_of(self)
 
     def log_weights(self, model, guide, *args, **kwargs):
         """Log weights ``(K, B)`` without the minibatch scale, and that scale N / B (a float)."""
@@ -174,70 +180,9 @@ def is_jit(elbo):
     return isinstance(elbo, (JitTrace_ELBO, JitTraceMeanField_ELBO))
 
 
-def _pyro_elbo(cls, usage, jit=False):
-    def build(arg, ctx):
-        no_arg(usage, arg)
-        kwargs = dict(num_particles=ctx.num_particles, vectorize_particles=ctx.num_particles > 1,
-                      max_plate_nesting=ctx.max_plate_nesting)
-        if jit:
-            kwargs["ignore_jit_warnings"] = True
-        return cls(**kwargs)
-
-    return build
-
-
-def _iwae(name, cls):
-    def build(arg, ctx):
-        k = number_arg(f"{name}:K", arg, int)
-        if ctx.num_particles != 1:
-            raise UserError(f"{name}:{k} draws its own {k} particles; drop num_particles={ctx.num_particles}",
-                            param="num_particles")
-        return cls(num_particles=k, max_plate_nesting=ctx.max_plate_nesting)
-
-    return build
-
-
-def _estimator(name):
-    """The class ``name`` of :mod:`.estimators`, imported when first built (that module imports this one)."""
-    def make(**kwargs):
-        from . import estimators
-
-        return getattr(estimators, name)(**kwargs)
-
-    return make
-
-
-def _em(arg, ctx):
-    if ctx.num_particles != 1:
-        raise UserError(f"em sums over the latent exactly; drop num_particles={ctx.num_particles}",
-                        param="num_particles")
-    return EM(number_arg("em:PSEUDO", arg, default=0.0))
-
-
-@dataclass(frozen=True)
-class ElboContext:
-    num_particles: int  # vectorised particles (iwae:K sets its own)
-    max_plate_nesting: int  # plates in the model (the "data" plate: 1)
-
-
-REGISTRY = {
-    "trace": Choice("trace", "Trace_ELBO (KL sampled)", _pyro_elbo(Trace_ELBO, "trace")),
-    "meanfield": Choice("meanfield", "TraceMeanField_ELBO (analytic KL where registered)",
-                        _pyro_elbo(TraceMeanField_ELBO, "meanfield")),
-    "jit-trace": Choice("jit-trace", "compiled trace", _pyro_elbo(QuietJitTrace_ELBO, "jit-trace", jit=True)),
-    "jit-meanfield": Choice("jit-meanfield", "compiled meanfield",
-                            _pyro_elbo(CachedJitTraceMeanField_ELBO, "jit-meanfield", jit=True)),
-    "iwae": Choice("iwae:K", "importance-weighted bound, K particles (IWAE_ELBO: per-point log-mean-exp, "
-                   "then the N/B scale)", _iwae("iwae", IWAE_ELBO)),
-    "stl": Choice("stl", "Trace_ELBO with the path-derivative gradient, sticking the landing (STL_ELBO)",
-                  _pyro_elbo(_estimator("STL_ELBO"), "stl")),
-    "iwae-dreg": Choice("iwae-dreg:K", "iwae:K with the doubly-reparameterised gradient (IWAE_DReG_ELBO)",
-                        _iwae("iwae-dreg", _estimator("IWAE_DReG_ELBO"))),
-    "enum": Choice("enum", "TraceEnum_ELBO: discrete latents summed out exactly (mixture:K)",
-                   _pyro_elbo(EnumELBO, "enum")),
-    "em": Choice("em[:PSEUDO]", "EM, closed-form E and M steps on all training rows (mixture:K); PSEUDO: "
-                 "pseudo-count of the data mean per component (default 0)", _em),
-}
+def spec_of(elbo):
+    """The spec that builds an objective like ``elbo`` (``iwae:5``), or its class name."""
+    return REGISTRY.spec_of(elbo) or type(elbo).__name__
 
 
 def make_elbo(name="trace", num_particles=1, max_plate_nesting=1):
@@ -252,9 +197,7 @@ def make_elbo(name="trace", num_particles=1, max_plate_nesting=1):
     """
     num_particles = check_int("num_particles", num_particles)
     check_int("max_plate_nesting", max_plate_nesting)
-    if str(name).partition(":")[0] not in REGISTRY:
-        raise UserError(f"unknown objective {name!r}; choose one of {', '.join(c.usage for c in REGISTRY.values())}")
-    return build(REGISTRY, name, "objective", ElboContext(num_particles, max_plate_nesting))
+    return REGISTRY.build(name, ElboContext(num_particles, max_plate_nesting))
 
 
 def check_model(elbo, model, name=None, beta=1.0, kl_warmup=0):
@@ -305,3 +248,5 @@ def kl_scale(epoch, beta=1.0, warmup=0):
     weight = beta * min(1.0, epoch / warmup) if warmup else beta
     return None if weight == 1.0 else float(weight)
 
+
+from . import estimators  # noqa: E402,F401  (registers stl and iwae-dreg:K, which build on IWAE_ELBO)

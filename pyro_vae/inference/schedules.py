@@ -9,7 +9,9 @@ import math
 from dataclasses import dataclass
 
 from ..errors import check_int
-from ..specs import Choice, build, no_arg, number_arg
+from ..specs import Registry
+
+REGISTRY = Registry("learning-rate schedule")  # spec names, registered by @REGISTRY.register below
 
 
 class Schedule:
@@ -26,17 +28,20 @@ class Schedule:
         """The last epoch of each stage of a staged schedule (none for a smooth one)."""
         return []
 
+    def __repr__(self):
+        return REGISTRY.spec_of(self) or type(self).__name__
 
+
+@REGISTRY.register("constant", "the base learning rate in every epoch")
 class Constant(Schedule):
     """The base rate in every epoch."""
 
     def lr(self, epoch, base_lr):
         return base_lr
 
-    def __repr__(self):
-        return "constant"
 
-
+@REGISTRY.register("burda", "3^i epochs at lr * 10^(-i/7), i < STAGES (8: 3,280 epochs; Burda et al. 2016)",
+                   arg="STAGES", cast=int, default=8, attr="stages", example=3)
 class Burda(Schedule):
     """Burda, Grosse & Salakhutdinov (2016), appendix: 3^i epochs at ``base_lr * 10^(-i/7)`` for
     i = 0 .. ``stages - 1`` (8 stages: 1 + 3 + ... + 2187 = 3,280 epochs); the last rate after that.
@@ -70,10 +75,9 @@ class Burda(Schedule):
     def total_epochs(self):
         return self.stage_ends()[-1]
 
-    def __repr__(self):
-        return f"burda:{self.stages}"
 
-
+@REGISTRY.register("cosine", "cosine decay to 0 over EPOCHS (default: the run's epochs)", arg="EPOCHS", cast=int,
+                   default=None, attr="epochs", example=10, build=lambda cls, n, ctx: cls(n or ctx.epochs))
 class Cosine(Schedule):
     """Cosine decay from the base rate to 0 over ``epochs`` (Loshchilov & Hutter 2017, no restarts):
     ``base_lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2``; 0 after ``epochs``."""
@@ -88,22 +92,6 @@ class Cosine(Schedule):
     def total_epochs(self):
         return self.epochs
 
-    def __repr__(self):
-        return f"cosine:{self.epochs}"
-
-
-def _burda(arg, ctx):
-    return Burda(number_arg("burda[:STAGES]", arg, int, default=8))
-
-
-def _cosine(arg, ctx):
-    return Cosine(number_arg("cosine[:EPOCHS]", arg, int, default=ctx.epochs))
-
-
-def _constant(arg, ctx):
-    no_arg("constant", arg)
-    return Constant()
-
 
 @dataclass(frozen=True)
 class ScheduleContext:
@@ -113,12 +101,4 @@ class ScheduleContext:
 def make_schedule(spec="constant", epochs=1):
     """The schedule a spec names (``constant``, ``burda[:STAGES]``, ``cosine[:EPOCHS]``); ``epochs``
     is the run's length, cosine's default."""
-    return build(REGISTRY, spec, "learning-rate schedule", ScheduleContext(epochs))
-
-
-REGISTRY = {
-    "constant": Choice("constant", "the base learning rate in every epoch", _constant),
-    "burda": Choice("burda[:STAGES]", "3^i epochs at lr * 10^(-i/7), i < STAGES (8: 3,280 epochs; "
-                    "Burda et al. 2016)", _burda),
-    "cosine": Choice("cosine[:EPOCHS]", "cosine decay to 0 over EPOCHS (default: the run's epochs)", _cosine),
-}
+    return REGISTRY.build(spec, ScheduleContext(epochs))

@@ -75,7 +75,7 @@ class Autoencoder(VAE):
     """A deterministic autoencoder: :class:`~pyro_vae.models.vae.VAE` with a point-mass code.
 
     :param prior: the code's log-density term: :class:`~pyro_vae.families.priors.Flat` (plain AE, no
-        term) or :class:`~pyro_vae.families.priors.SparseLaplace` (sparse AE, lambda |h|_1).
+        term) or :class:`~pyro_vae.families.priors.SparseLaplace` (sparse AE, ``lambda |h|_1``).
     :param posterior: a point mass, :class:`~pyro_vae.families.posteriors.Delta`.
     :param corruption: a :class:`~pyro_vae.families.noises.Noise` ``x -> x~`` applied to the encoder's
         input only (denoising AE), or None.

@@ -34,7 +34,8 @@ class HierarchicalVAE(LatentModel):
     :param nn.Module top_decoder: ``z1 (..., Z1) -> (..., 2 Z2)``, for p(z2 | z1) (diagonal Normal).
     :param prior: p(z1), with ``z_dim == Z1`` (the VampPrior is refused by its ``bind``: it needs
         q(z1 | x), which this guide does not have in closed form).
-    :param likelihood: p(x | z2) family. :param posterior: q(z2 | x) family.
+    :param likelihood: p(x | z2) family.
+    :param posterior: q(z2 | x) family.
     :param int z_dim: Z2, the size of the layer next to the data (Z1 is ``prior.z_dim``).
     """
 

@@ -158,7 +158,8 @@ class MixtureModel(LatentModel):
     def m_step(self, x, responsibilities, smoothing=0.0):
         """Set pi and theta to maximise ``sum_n sum_k r_nk log p(x_n, z = k)`` (EM's M-step).
 
-        :param x: ``(N, D)``. :param responsibilities: ``(N, K)``, rows summing to 1 (the E-step).
+        :param x: ``(N, D)``.
+        :param responsibilities: ``(N, K)``, rows summing to 1 (the E-step).
         :param float smoothing: pseudo-count: each component also sees the data mean with this
             weight (a conjugate-style prior; 0 is maximum likelihood). pi is never smoothed.
         """

@@ -60,7 +60,8 @@ class VAE(LatentModel):
             z_n ~ p(z)                                  "z": (B, Z)   [(P, B, Z) with P particles]
             x_n ~ p(x | z_n) = likelihood(decoder(z_n))  "x": (B, D)   observed
 
-        :param x: ``(B, D)`` minibatch. :param num_data: full data-set size N (scales by N / B).
+        :param x: ``(B, D)`` minibatch.
+        :param num_data: full data-set size N (scales by N / B).
         :param kl_scale: weight of the latent site in model and guide (beta-VAE, warm-up); None: 1.
         """
         self._register("decoder", "prior", "likelihood")

@@ -66,7 +66,8 @@ def manifold_figure(decode, values, center, image_shape, dims=(0, 1), title=None
     :param decode: ``z (N, Z) -> (N, D)`` means of p(x|z) in [0, 1] (``vae.decode``); called once,
         on exactly ``G * G`` points.
     :param values: ``(G, 2)`` coordinates along ``dims`` (e.g. :func:`marginal_quantiles` of
-        ``linspace(0.05, 0.95, G)``); :param center: ``(Z,)`` fixed values of the other dimensions.
+        ``linspace(0.05, 0.95, G)``).
+    :param center: ``(Z,)`` fixed values of the other dimensions.
     """
     g = values.shape[0]
     images = decode(manifold_grid(values, center, dims))  # (G*G, D)

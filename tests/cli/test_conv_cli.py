@@ -3,6 +3,7 @@ configs, and the refusals."""
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -20,9 +21,9 @@ def test_train_evaluate_plot_a_conv_dlogistic_model_on_colour_images(tmp_path):
     assert main(["train", "--arch", "conv", "--dataset", data.name, "--likelihood", "dlogistic", "--binarize", "none",
                  "--log", "tensorboard", "--epochs", "2", "--channels", "8,16", "--hidden", "32", "--latent-dim", "4",
                  "--out", run, "--quiet"]) == 0
-    assert json.load(open(f"{run}/config.json"))["arch"] == "conv"
+    assert json.loads(pathlib.Path(f"{run}/config.json").read_text())["arch"] == "conv"
     assert main(["evaluate", run, "--num-samples", "10", "--max-images", "50", "--no-representation", "--quiet"]) == 0
-    report = json.load(open(f"{run}/eval.json"))
+    report = json.loads(pathlib.Path(f"{run}/eval.json").read_text())
     assert report["bits_per_dim"] == pytest.approx(-report["log_likelihood"] / (192 * np.log(2)))
     assert main(["plot", run, "--quiet", "--grid-size", "3", "--num-images", "4"]) == 0
     assert os.path.isfile(f"{run}/reconstructions.png") and os.listdir(f"{run}/tensorboard")

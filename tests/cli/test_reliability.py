@@ -10,6 +10,7 @@ its config, stale result files, a closed pipe, Ctrl-C, a second writer, the umas
 import errno
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -36,7 +37,7 @@ def snapshot(folder):
     """Every file of ``folder`` (hidden ones included) and its bytes."""
     if not os.path.isdir(folder):
         return None
-    return {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))}
+    return {name: pathlib.Path(folder, name).read_bytes() for name in sorted(os.listdir(folder))}
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +318,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid_and_readers_still_work(
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     assert cli(capsys, "train", "--resume", run, "--epochs", 3, "--quiet")[0] == 0  # the lock died with it
 
 
@@ -368,6 +370,7 @@ def test_plot_into_a_closed_pipe_writes_every_figure_and_exits_quietly(base_run,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
     proc.stdout.close()  # the reader has gone before the first line
     err = proc.stderr.read().decode()
+    proc.stderr.close()
     assert proc.wait() == 0 and err == ""
     assert {"training_curves.png", "reconstructions.png", "samples.png", "interpolations.png", "latent_scatter.png",
             "latent_manifold.png"} <= set(os.listdir(run))

@@ -35,8 +35,11 @@ def test_jit_objectives_compile_once(name, digits, count_jit_traces):
 
 def test_stock_pyro_jit_meanfield_recompiles_every_step(digits, count_jit_traces):
     """The bug the project works around (Pyro 1.9.2): this test fails once Pyro fixes it upstream."""
+    from pyro_vae.inference.objectives import jit_trace_notice_ignored
+
     vae = small_vae()
-    _steps(JitTraceMeanField_ELBO(ignore_jit_warnings=True), vae, digits.x_train[:10], 4)
+    with jit_trace_notice_ignored():  # stock Pyro calls the deprecated torch.jit.trace
+        _steps(JitTraceMeanField_ELBO(ignore_jit_warnings=True), vae, digits.x_train[:10], 4)
     assert len(count_jit_traces) == 4
 
 
@@ -72,3 +75,15 @@ def test_unknown_objective_lists_choices():
 def test_bad_particle_count():
     with pytest.raises(UserError, match="num_particles"):
         make_elbo("trace", num_particles=0)
+
+
+def test_every_registered_objective_and_schedule_writes_back_its_spec():
+    from pyro_vae.inference.objectives import spec_of
+    from pyro_vae.inference.schedules import REGISTRY as SCHEDULES
+    from pyro_vae.inference.schedules import make_schedule
+
+    for spec in [s for entry in REGISTRY.values() for s in entry.examples()]:
+        assert spec_of(make_elbo(spec)) == spec
+    for spec in [s for entry in SCHEDULES.values() for s in entry.examples()]:
+        written = repr(make_schedule(spec, epochs=7))
+        assert written == (spec if spec != "cosine" else "cosine:7")  # bare cosine lasts the run's epochs
