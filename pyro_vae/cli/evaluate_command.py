@@ -48,7 +48,7 @@ def run_command(args):
         raise UserError("--local-opt-images splits an estimated gap; a discrete latent's gap is exact "
                         "(eval.json's 'exact' section): drop --local-opt-images")
     annealing.check_model(vae, args)
-    if (vae.conditional or vae.classifies) and (args.local_opt_images or args.bdmc):
+    if (vae.conditional_bound or vae.classifies) and (args.local_opt_images or args.bdmc):
         flag = "--local-opt-images" if args.local_opt_images else "--bdmc"
         raise UserError(f"{flag} needs a model scored on its rows alone; --model {loaded.config.model} bounds "
                         f"{vae.bound_target}: drop {flag}")
@@ -84,7 +84,7 @@ def run_command(args):
         report["verdict"] = {**exact_verdict(report["exact"]), **annealed}
     if not loaded.data.is_binary:  # grey or colour levels: bits per dimension beside the nats
         report.update(bits_report(report, vae.likelihood, x))
-    plain_code = not (vae.discrete_latent or vae.conditional or vae.classifies)  # one continuous code per image
+    plain_code = not (vae.discrete_latent or vae.conditional_bound or vae.classifies)  # one continuous code per image
     if args.representation and plain_code:  # the report reads a continuous code
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",

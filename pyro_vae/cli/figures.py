@@ -43,7 +43,7 @@ def run_figures(loaded, grid_size=15, num_images=10, seed=0):
         figures["training_curves.png"] = training_curves_figure(
             loaded.history, title=f"{loaded.config.model} on {data.name}: training curves")
 
-    if model.conditional or model.classifies:  # a code per (image, label) or per visible part: no plain code
+    if model.conditional_bound or model.classifies:  # a code per (image, label) or per visible part: no plain code
         figures.update(conditional_figures(loaded, num_images, seed))
         reason = f"--model {loaded.config.model}'s code depends on a label or the visible pixels"
         skipped.update({f: reason for f in ("interpolations.png", "latent_scatter.png", "latent_manifold.png")})

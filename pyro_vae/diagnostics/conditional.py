@@ -39,7 +39,7 @@ def task_report(model, x, y=None, num_samples=1000, batch_size=100, seed=0, prog
         >>> r["bound_target"], sorted(r["classification"]), r["joint"]["num_images"]
         ('log p(x)', ['error', 'num_images'], 6)
     """
-    report = {"bound_target": model.bound_target, "conditional": model.conditional}
+    report = {"bound_target": model.bound_target, "conditional": model.conditional_bound}
     if model.classifies:
         report["classification"] = {"error": classification_error(model, x, y, batch_size), "num_images": len(x)}
         joint = tightness_report(model.joint_model, model.joint_guide, pack(x, y, model.num_classes), num_samples,

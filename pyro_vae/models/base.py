@@ -78,7 +78,7 @@ class LatentModel(nn.Module):
     bound_target = "log p(x)"
 
     #: The bounds are on a conditional density (log p(x | y), log p(x_hidden | x_visible)).
-    conditional = False
+    conditional_bound = False
 
     #: The model draws images of a chosen class: ``sample(n, y=labels)`` (figures draw a row per class).
     samples_per_class = False

@@ -53,7 +53,7 @@ class ConditionalVAE(LatentModel):
     """
 
     bound_target = "log p(x | y)"  # the programs score x given its label
-    conditional = True
+    conditional_bound = True
     samples_per_class = True
 
     def __init__(self, encoder, decoder, num_classes, prior=None, likelihood=None, posterior=None, z_dim=None):

@@ -124,7 +124,7 @@ class QuadrantCVAE(LatentModel):
     """
 
     bound_target = "log p(x_hidden | x_visible)"
-    conditional = True
+    conditional_bound = True
     predicts_hidden = True
 
     def __init__(self, split, prior_net, encoder, decoder, baseline, z_dim, likelihood=None, posterior=None):
