@@ -202,6 +202,21 @@ def fit_semisupervised(m2, data, epochs=10, batch_size=100, labelled_batch_size=
     return state.history
 
 
+@torch.no_grad()
+def averaged_classification_error(m2, grey, y, num_draws=20, seed=0, batch_size=1000):
+    """Share of images whose most probable label under E_x[q(y | x)], averaged over ``num_draws``
+    Bernoulli draws x of the grey levels ``grey`` ``(N, D)``, is not ``y``: the classifier of a model
+    trained on dynamically binarised images, applied to the distribution it was trained on."""
+    generator = torch.Generator(device=grey.device).manual_seed(seed)
+    wrong = 0
+    for start in range(0, len(grey), batch_size):
+        xb = grey[start : start + batch_size]
+        probs = sum(torch.softmax(m2.classifier(torch.bernoulli(xb, generator=generator)), -1)
+                    for _ in range(num_draws))
+        wrong += int((probs.argmax(-1) != y[start : start + batch_size]).sum())
+    return wrong / len(grey)
+
+
 def _labelled_batches(num_labelled, batch_size, generator):
     """Endless index batches of ``batch_size`` over reshuffled passes of the labelled set."""
     while True:
