@@ -2,7 +2,7 @@
 # Epochs per second of one process against torchrun with two (one thread each) on the 784-400-20 net
 # and full MNIST, at equal global batch; then the gloo all-reduce time of the net's gradient size.
 #   bash scripts/benchmark_ddp.sh [MNIST_NPZ]      (default ../shared/data/mnist.npz)
-# Seconds per epoch (training part) are in each run's history.csv; results in BENCHMARKS.md.
+# Seconds per epoch (training part) are in each run's history.csv; results in docs/benchmarks.md.
 set -e
 NPZ=${1:-../shared/data/mnist.npz}
 PY=.venv/bin/python; TR=.venv/bin/torchrun; OUT=${OUT:-/tmp/pyro_vae_ddp}

@@ -1,6 +1,6 @@
 """What ``--log tensorboard | mlflow`` costs a training run: per-epoch callback time against the epoch.
 
-Trains the same model (default: the ``make demo`` VAE on mnist5k, the shortest epochs the README
+Trains the same model (default: the ``make demo`` VAE on mnist5k, the shortest epochs the docs
 shows, so the worst case for a per-epoch cost) with no logger, TensorBoard and MLflow in interleaved
 rounds, and times (a) each logger's ``on_epoch_end`` (scalars every epoch, image grids every
 ``--log-images`` epochs), (b) the training part of each epoch (the steps), (c) the whole ``fit``.

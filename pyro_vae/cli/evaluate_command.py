@@ -61,7 +61,8 @@ def run_command(args):
     t0 = time.perf_counter()
     report = tightness_report(*vae.scored_programs(), x, args.num_samples, batch_size=args.batch_size,
                               chunk_size=args.chunk_size, seed=args.seed, psis=args.psis, distributed=job,
-                              progress=progress_bars(args.quiet), **annealing.settings(args))
+                              progress=progress_bars(args.quiet), print_table=False,
+                              **annealing.settings(args))
     if not job.is_main:  # rank 0 gathered every image's statistics and writes the report
         dist.shutdown()
         return 0

@@ -33,7 +33,7 @@ def _no_bar(total, unit, desc):
 def tightness_report(model, guide, x, num_samples=5000, *, batch_size=DEFAULT_BATCH_SIZE, chunk_size=None, seed=0,
                      psis=True, ais_steps=None, ais_chains=DEFAULT_CHAINS, ais_leapfrog=DEFAULT_LEAPFROG,
                      ais_schedule="sigmoid", ais_init="guide", ais_images=100, bdmc_points=0, progress=None,
-                     print_table=False, title="", max_plate_nesting=1, distributed=SINGLE):
+                     print_table=True, title="", max_plate_nesting=1, distributed=SINGLE):
     """How tight is the ELBO of ``guide`` for ``model`` on ``x``, and can L_S be read as log p(x)?
 
     :param model: a Pyro program ``model(x)`` with its latent sites in a ``"data"`` plate.
@@ -55,7 +55,8 @@ def tightness_report(model, guide, x, num_samples=5000, *, batch_size=DEFAULT_BA
         ``ais_steps`` steps (or AIS's default).
     :param progress: optional ``progress(total, unit, desc)`` returning a bar with ``update(n)`` and
         ``close()`` (tqdm's signature), called once per phase.
-    :param print_table: print :func:`format_table` of the report (with ``title``).
+    :param print_table: print :func:`format_table` of the report (with ``title``), as ``pyro-vae evaluate``
+        prints it; False keeps it quiet.
     :param max_plate_nesting: plates in the model.
     :param distributed: a torchrun job whose processes each score a share of the batches; the
         gathered report is returned on rank 0 and None elsewhere.
@@ -70,7 +71,8 @@ def tightness_report(model, guide, x, num_samples=5000, *, batch_size=DEFAULT_BA
         >>> vae = pv.VAE(pv.MLP(64, [32], post.num_params(2)), pv.MLP(2, [32], lik.num_params(64)),
         ...              prior=pv.StandardNormal(2), likelihood=lik, posterior=post)
         >>> x = torch.bernoulli(torch.full((20, 64), 0.3))
-        >>> report = pv.tightness_report(vae.model, vae.guide, x, num_samples=100, ais_steps=20, ais_images=4)
+        >>> report = pv.tightness_report(vae.model, vae.guide, x, num_samples=100, ais_steps=20, ais_images=4,
+        ...                              print_table=False)
         >>> list(report["bound_curve"]), report["ais"]["num_images"], report["gap"] >= 0
         (['1', '5', '50', '100'], 4, True)
     """

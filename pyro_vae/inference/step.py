@@ -4,7 +4,7 @@ Pyro checks every distribution's parameters and the observed data on every step 
 on (its default). ``fit`` keeps that check for the first step of a run, where a wrong shape or a
 value outside a family's support shows up, and skips it afterwards: the data's support was checked
 when the model was built, and a NaN loss is caught by ``fit`` itself. On the 784-400-20 demo net
-the per-step checks cost about 8% of a step (BENCHMARKS.md).
+the per-step checks cost about 8% of a step (CHANGELOG.md, 0.2.0).
 """
 
 import contextlib
