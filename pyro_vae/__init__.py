@@ -57,6 +57,7 @@ from .models.hierarchical import HierarchicalVAE
 from .models.m2 import SemiSupervisedVAE
 from .models.mixture import MixtureModel
 from .models.nets import MLP, ConditionalMLP, ConvDecoder, ConvEncoder
+from .models.quadrants import QuadrantCVAE, QuadrantSplit
 from .models.vae import VAE
 
 __all__ = [
@@ -85,7 +86,8 @@ __all__ = [
     # runs as Python objects, and the evaluate report of any model/guide pair
     "LoadedRun", "load_run", "format_table", "tightness_report", "bounds",
     # labels: conditional VAEs and the semi-supervised M2 model
-    "ConditionalMLP", "ConditionalVAE", "LabelSplit", "SemiSupervisedVAE", "label_split", "with_label_columns",
+    "ConditionalMLP", "ConditionalVAE", "LabelSplit", "QuadrantCVAE", "QuadrantSplit", "SemiSupervisedVAE",
+    "label_split", "with_label_columns",
 ]
 
 try:

@@ -88,8 +88,10 @@ class LabelSplit:
 def label_split(y, num_labels, num_classes=None, seed=0):
     """Choose ``num_labels`` labelled images, ``num_labels / C`` from each class, by ``seed``.
 
-    :param y: ``(N,)`` training labels. :param int num_labels: L, a multiple of C, at most N.
-    :param int num_classes: C (default: 1 + the largest label). :param int seed: the choice's seed.
+    :param y: ``(N,)`` training labels.
+    :param int num_labels: L, a multiple of C, at most N.
+    :param int num_classes: C (default: 1 + the largest label).
+    :param int seed: the choice's seed.
     :raises UserError: naming ``num_labels`` when L is not a multiple of C, exceeds N, or asks a
         class for more images than it has; naming ``y`` for labels outside 0..C-1.
 

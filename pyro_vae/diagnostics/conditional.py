@@ -24,9 +24,12 @@ def task_report(model, x, y=None, num_samples=1000, batch_size=100, seed=0, prog
     ``classification`` and ``joint`` for M2, ``baseline`` for the quadrant CVAE.
 
     :param model: a :class:`~pyro_vae.models.base.LatentModel`.
-    :param x: ``(N, ...)`` the rows its bounds scored. :param y: ``(N,)`` their labels (M2).
-    :param num_samples: S of the joint bounds. :param batch_size: rows at a time.
-    :param seed: the joint bounds' seed. :param progress: ``tightness_report``'s progress factory.
+    :param x: ``(N, ...)`` the rows its bounds scored.
+    :param y: ``(N,)`` their labels (M2).
+    :param num_samples: S of the joint bounds.
+    :param batch_size: rows at a time.
+    :param seed: the joint bounds' seed.
+    :param progress: ``tightness_report``'s progress factory.
 
     Example::
 

@@ -63,7 +63,8 @@ class SemiSupervisedObjective:
     """``-J^alpha / N`` on one labelled and one unlabelled minibatch (differentiable).
 
     :param float alpha: weight of the classification term (per labelled point's mean), e.g. 0.1 N.
-    :param int num_labelled: N_l. :param int num_unlabelled: N_u.
+    :param int num_labelled: N_l.
+    :param int num_unlabelled: N_u.
     """
 
     def __init__(self, alpha, num_labelled, num_unlabelled):
@@ -124,10 +125,11 @@ def fit_semisupervised(m2, data, epochs=10, batch_size=100, labelled_batch_size=
                        eval_batch_size=1000):
     """Train the M2 model ``m2`` on ``data`` (:class:`SemiSupervisedData`) by maximising J^alpha with Adam.
 
-    :param int batch_size: B_u, unlabelled images per step. :param int labelled_batch_size: B_l
-        (at most L). :param float alpha: the classification weight (default 0.1 N).
+    :param int batch_size: B_u, unlabelled images per step.
+    :param int labelled_batch_size: B_l (at most L).
+    :param float alpha: the classification weight (default 0.1 N).
     :param run: an object with ``save_checkpoint(state)``, ``load_checkpoint()`` and
-        ``write_history(rows)`` (e.g. :class:`~pyro_vae.cli.runs.RunDir`), written after every epoch.
+        ``write_history(rows)`` (e.g. :class:`~pyro_vae.experiment.runs.RunDir`), written after every epoch.
     :param bool resume: continue from ``run``'s checkpoint up to ``epochs`` in total.
     :param on_epoch: called with each epoch's history row (e.g. to print it).
     :returns: the history: per epoch ``train_loss`` (-J^alpha / N), ``test_elbo`` (the unlabelled

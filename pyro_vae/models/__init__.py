@@ -8,8 +8,10 @@ from .hierarchical import HierarchicalVAE
 from .m2 import SemiSupervisedVAE
 from .mixture import MixtureModel
 from .nets import MLP, ConditionalMLP, ConvDecoder, ConvEncoder
+from .quadrants import QuadrantCVAE, QuadrantSplit
 from .vae import VAE
 
 __all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "MixtureModel", "VAE", "data_plate",
            "jacobian_frobenius_sq", "latent_scale",
-           "ConditionalMLP", "ConditionalVAE", "ConvDecoder", "ConvEncoder", "SemiSupervisedVAE"]
+           "ConditionalMLP", "ConditionalVAE", "ConvDecoder", "ConvEncoder", "QuadrantCVAE", "QuadrantSplit",
+           "SemiSupervisedVAE"]

@@ -73,7 +73,8 @@ class ConditionalVAE(LatentModel):
     def model(self, rows, num_data=None, kl_scale=None):
         """z ~ p(z); x ~ p(x | y, z) (observed), per row ``[x, one_hot(y)]``.
 
-        :param rows: ``(B, D + C)``. :param num_data: full data-set size N (scales by N / B).
+        :param rows: ``(B, D + C)``.
+        :param num_data: full data-set size N (scales by N / B).
         :param kl_scale: weight of the latent site in model and guide (beta, warm-up); None: 1.
         """
         self._register("decoder", "prior", "likelihood")

@@ -113,7 +113,8 @@ class SemiSupervisedVAE(LatentModel):
     def model(self, x, y=None, num_data=None, kl_scale=None):
         """y ~ Cat(pi) (observed when given); z ~ p(z); x ~ p(x | y, z) (observed), per data point.
 
-        :param x: ``(B, D)`` images. :param y: ``(B,)`` labels, or None (the guide's y, enumerated).
+        :param x: ``(B, D)`` images.
+        :param y: ``(B,)`` labels, or None (the guide's y, enumerated).
         :param num_data: N of the set the minibatch is drawn from (scales by N / B).
         :param kl_scale: weight of the ``"z"`` site in model and guide; None: 1.
         """
