@@ -46,7 +46,7 @@ def task_report(model, x, y=None, num_samples=1000, batch_size=100, seed=0, prog
     if model.classifies:
         report["classification"] = {"error": classification_error(model, x, y, batch_size), "num_images": len(x)}
         joint = tightness_report(model.joint_model, model.joint_guide, pack(x, y, model.num_classes), num_samples,
-                                 batch_size=batch_size, seed=seed, progress=progress)
+                                 batch_size=batch_size, seed=seed, progress=progress, print_table=False)
         report["joint"] = {key: joint[key] for key in JOINT_KEYS}
         report["joint"]["bound_target"] = "log p(x, y)"
     if model.predicts_hidden:
