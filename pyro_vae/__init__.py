@@ -50,11 +50,15 @@ from .inference.objectives import IWAE_ELBO, kl_scale, make_elbo
 from .inference.schedules import make_schedule
 from .inference.traces import elbo_terms
 from .inference.train import evaluate_elbo, fit
+from .labels import LabelSplit, label_split, with_label_columns
 from .models.autoencoders import Autoencoder, jacobian_frobenius_sq
 from .models.base import LatentModel, data_plate
+from .models.cvae import ConditionalVAE
 from .models.hierarchical import HierarchicalVAE
+from .models.m2 import SemiSupervisedVAE
 from .models.mixture import MixtureModel
-from .models.nets import MLP, ConvDecoder, ConvEncoder
+from .models.nets import MLP, ConditionalMLP, ConvDecoder, ConvEncoder
+from .models.quadrants import QuadrantCVAE, QuadrantSplit
 from .models.vae import VAE
 
 __all__ = [
@@ -84,6 +88,9 @@ __all__ = [
     "ConvDecoder", "ConvEncoder", "DiscretizedLogistic", "bits_per_dim",
     # runs as Python objects, and the evaluate report of any model/guide pair
     "LoadedRun", "load_run", "format_table", "tightness_report", "bounds",
+    # labels: conditional VAEs and the semi-supervised M2 model
+    "ConditionalMLP", "ConditionalVAE", "LabelSplit", "QuadrantCVAE", "QuadrantSplit", "SemiSupervisedVAE",
+    "label_split", "with_label_columns",
 ]
 
 try:

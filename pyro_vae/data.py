@@ -64,10 +64,17 @@ class Dataset:
     y_test: torch.Tensor | None = None  # (M,) int64
     x_valid: torch.Tensor | None = None  # (V, D), only for sources with a validation split
     y_valid: torch.Tensor | None = None
+    label_columns: int = 0  # C when every row ends with its label's one-hot code (pyro_vae.labels.with_label_columns)
 
     @property
     def data_dim(self):
+        """Values per row as served (a labelled view's rows include their C label columns)."""
         return self.x_train.shape[1]
+
+    @property
+    def x_dim(self):
+        """Values per image, D: the row without its label columns."""
+        return self.data_dim - self.label_columns
 
     @property
     def num_train(self):

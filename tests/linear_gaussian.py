@@ -7,6 +7,8 @@ With orthogonal columns of W, W^T W is diagonal, so S is diagonal and the exact 
 the DiagonalNormal family: a linear encoder can output it exactly.
 """
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -153,3 +155,89 @@ class TwoLayerLinearGaussian:
         return HierarchicalVAE(encoder, decoder, top_encoder, top_decoder, prior=StandardNormal(self.z1_dim),
                                likelihood=Normal(self.s), posterior=DiagonalNormal(MIN_SCALE),
                                z_dim=self.z2_dim).double()
+
+
+class ConditionalLinearGaussian:
+    """A class-conditional linear-Gaussian model with closed-form log p(x | y), log p(x) and posteriors:
+
+        y ~ Cat(1 / C),   z ~ N(0, I_Z),   x | y, z ~ N(W z + b_y, s^2 I_D)
+        => x | y ~ N(b_y, W W^T + s^2 I),   p(x) = (1 / C) sum_y N(x; b_y, W W^T + s^2 I),
+           z | x, y ~ N(m, S),  S = (I + W^T W / s^2)^-1,  m = S W^T (x - b_y) / s^2.
+
+    W has orthogonal columns, so S is diagonal and q(z | x, y) can be exact. :meth:`cvae` and :meth:`m2`
+    build float64 models whose decoders are these maps (``ConditionalMLP`` without hidden layers is
+    affine in ``[z, one_hot(y)]``) and whose encoders give the exact posterior, moved by ``shift``
+    and with scales times ``scale_factor``.
+    """
+
+    def __init__(self, num_classes=10, z_dim=2, data_dim=5, noise=0.5, column_norms=(2.0, 0.7), seed=0):
+        self.base = LinearGaussian(z_dim, data_dim, noise, column_norms, seed=seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        self.B = 1.5 * torch.randn(num_classes, data_dim, generator=g, dtype=torch.float64)  # (C, D): b_y
+        self.W, self.s = self.base.W, noise
+        self.num_classes, self.z_dim, self.data_dim = num_classes, z_dim, data_dim
+
+    def sample(self, n, seed=1):
+        """``(x (n, D), y (n,))`` drawn from the model."""
+        g = torch.Generator().manual_seed(seed)
+        y = torch.randint(0, self.num_classes, (n,), generator=g)
+        z = torch.randn(n, self.z_dim, generator=g, dtype=torch.float64)
+        x = z @ self.W.T + self.B[y] + self.s * torch.randn(n, self.data_dim, generator=g, dtype=torch.float64)
+        return x, y
+
+    def marginal(self, y):
+        cov = self.W @ self.W.T + self.s**2 * torch.eye(self.data_dim, dtype=torch.float64)
+        return MultivariateNormal(self.B[y], cov)
+
+    def log_px_given_y(self, x, y):
+        """Exact log p(x | y), ``(B,)``."""
+        return self.marginal(y).log_prob(x)
+
+    def log_joint_labels(self, x):
+        """Exact log p(x, y = c) for every class, ``(B, C)``."""
+        classes = torch.arange(self.num_classes)
+        return torch.stack([self.log_px_given_y(x, c.expand(len(x))) for c in classes], -1) \
+            - math.log(self.num_classes)
+
+    def log_px(self, x):
+        """Exact log p(x) = logsumexp_y log p(x, y), ``(B,)``."""
+        return torch.logsumexp(self.log_joint_labels(x), -1)
+
+    def _nets(self, shift, scale_factor):
+        from pyro_vae import ConditionalMLP
+
+        c, z, d = self.num_classes, self.z_dim, self.data_dim
+        gain = self.base.post_gain  # (Z, D)
+        sd = self.base.post_cov.diagonal().sqrt() * scale_factor
+        encoder = ConditionalMLP(d, c, [], 2 * z).double()
+        decoder = ConditionalMLP(z, c, [], d).double()
+        with torch.no_grad():
+            decoder.input_layer.weight.copy_(self.W)
+            decoder.input_layer.bias.zero_()
+            decoder.condition_layer.weight.copy_(self.B.T)  # (D, C): + b_y
+            encoder.input_layer.weight.zero_()
+            encoder.input_layer.weight[:z] = gain
+            encoder.input_layer.bias.zero_()
+            encoder.input_layer.bias[:z] = shift
+            encoder.input_layer.bias[z:] = torch.log(torch.expm1(sd - MIN_SCALE))
+            encoder.condition_layer.weight.zero_()
+            encoder.condition_layer.weight[:z] = -gain @ self.B.T  # - gain b_y
+        return encoder, decoder
+
+    def cvae(self, shift=0.0, scale_factor=1.0):
+        """float64 :class:`~pyro_vae.ConditionalVAE` of this model (exact q(z | x, y) by default)."""
+        from pyro_vae import ConditionalVAE
+
+        encoder, decoder = self._nets(shift, scale_factor)
+        return ConditionalVAE(encoder, decoder, self.num_classes, prior=StandardNormal(self.z_dim),
+                              likelihood=Normal(self.s), posterior=DiagonalNormal(MIN_SCALE)).double()
+
+    def m2(self, classifier, shift=0.0, scale_factor=1.0):
+        """float64 :class:`~pyro_vae.SemiSupervisedVAE` of this model with the given classifier
+        ``x (..., D) -> (..., C)`` logits of q(y | x)."""
+        from pyro_vae import SemiSupervisedVAE
+
+        encoder, decoder = self._nets(shift, scale_factor)
+        return SemiSupervisedVAE(classifier.double(), encoder, decoder, self.num_classes,
+                                 prior=StandardNormal(self.z_dim), likelihood=Normal(self.s),
+                                 posterior=DiagonalNormal(MIN_SCALE)).double()

@@ -11,6 +11,7 @@ import pyro
 
 from ..diagnostics.bits import bits_report, format_bits
 from ..diagnostics.bounds import default_chunk_size
+from ..diagnostics.conditional import format_task, retarget, task_report
 from ..diagnostics.exact_gap import exact_report, exact_statistics, exact_verdict, format_exact
 from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
 from ..diagnostics.report import format_table, tightness_report
@@ -47,6 +48,10 @@ def run_command(args):
         raise UserError("--local-opt-images splits an estimated gap; a discrete latent's gap is exact "
                         "(eval.json's 'exact' section): drop --local-opt-images")
     annealing.check_model(vae, args)
+    if (vae.conditional_bound or vae.classifies) and (args.local_opt_images or args.bdmc):
+        flag = "--local-opt-images" if args.local_opt_images else "--bdmc"
+        raise UserError(f"{flag} needs a model scored on its rows alone; --model {loaded.config.model} bounds "
+                        f"{vae.bound_target}: drop {flag}")
     if vae.point_mass:  # a point mass: every draw is the same
         args.num_samples = 1
     x = x.to(next(vae.parameters()).device)
@@ -54,7 +59,7 @@ def run_command(args):
     check_memory(vae, min(args.batch_size, len(x)) * min(chunk, args.num_samples), what="an evaluation chunk",
                  fix=f"lower chunk_size={chunk} or batch_size={args.batch_size}", param=("chunk_size", "batch_size"))
     t0 = time.perf_counter()
-    report = tightness_report(vae.model, vae.guide, x, args.num_samples, batch_size=args.batch_size,
+    report = tightness_report(*vae.scored_programs(), x, args.num_samples, batch_size=args.batch_size,
                               chunk_size=args.chunk_size, seed=args.seed, psis=args.psis, distributed=job,
                               progress=progress_bars(args.quiet), print_table=False,
                               **annealing.settings(args))
@@ -71,13 +76,17 @@ def run_command(args):
         bar.close()
         report.update(approximation_gap=gaps["approximation_gap"], amortization_gap=gaps["amortization_gap"],
                       inference_gap=gaps)
+    retarget(report, vae.bound_target)
+    report.update(task_report(vae, x, labels_of(loaded.data, args.split, len(x), x.device), args.num_samples,
+                              batch_size=args.batch_size, seed=args.seed, progress=progress_bars(args.quiet)))
     if vae.discrete_latent:  # sums over z: exact log p(x), ELBO and gap beside the sampled ones
         report["exact"] = exact_report(exact_statistics(vae, x, args.batch_size), report)
         annealed = {"ais": report["verdict"]["ais"]} if "ais" in report["verdict"] else {}
         report["verdict"] = {**exact_verdict(report["exact"]), **annealed}
     if not loaded.data.is_binary:  # grey or colour levels: bits per dimension beside the nats
         report.update(bits_report(report, vae.likelihood, x))
-    if args.representation and not vae.discrete_latent:  # the report reads a continuous code
+    plain_code = not (vae.discrete_latent or vae.conditional_bound or vae.classifies)  # one continuous code per image
+    if args.representation and plain_code:  # the report reads a continuous code
         report.update(representation_report(loaded, args.seed))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
                   dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
@@ -90,6 +99,8 @@ def run_command(args):
     if not args.quiet:
         print(format_table(report, f"{report['num_images']} {args.split} images of {loaded.data.name}, "
                                    f"{args.num_samples} draws each, epoch {loaded.epoch} ({report['seconds']:.0f} s)"))
+    if not args.quiet:
+        print(format_task(report))
     if not args.quiet and "bits_per_dim" in report:
         print(format_bits(report))
     if not args.quiet and report["elbo"] > 0:
@@ -104,6 +115,12 @@ def run_command(args):
     print(f"wrote {loaded.run.file(name)}")
     dist.shutdown()
     return 0
+
+
+def labels_of(data, split, n, device):
+    """The first ``n`` labels of ``split``, or None for a data set without them."""
+    y = {"test": data.y_test, "valid": data.y_valid, "train": data.y_train}[split]
+    return None if y is None else y[:n].to(device)
 
 
 def progress_bars(quiet):

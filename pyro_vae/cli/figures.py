@@ -17,6 +17,7 @@ from ..plots import (
     empirical_quantiles,
     gradient_snr_figure,
     image_grid_figure,
+    image_rows_figure,
     interpolate,
     interpolation_figure,
     khat_figure,
@@ -41,6 +42,12 @@ def run_figures(loaded, grid_size=15, num_images=10, seed=0):
     if loaded.history:
         figures["training_curves.png"] = training_curves_figure(
             loaded.history, title=f"{loaded.config.model} on {data.name}: training curves")
+
+    if model.conditional_bound or model.classifies:  # a code per (image, label) or per visible part: no plain code
+        figures.update(conditional_figures(loaded, num_images, seed))
+        reason = f"--model {loaded.config.model}'s code depends on a label or the visible pixels"
+        skipped.update({f: reason for f in ("interpolations.png", "latent_scatter.png", "latent_manifold.png")})
+        return figures, skipped
 
     figures["reconstructions.png"] = run_reconstructions_figure(loaded, seed, num_images)
     point_mass = model.point_mass
@@ -83,6 +90,39 @@ def run_figures(loaded, grid_size=15, num_images=10, seed=0):
     else:
         figures["latent_manifold.png"] = _manifold(model, codes, grid_size, data.image_shape)
     return figures, skipped
+
+
+def conditional_figures(loaded, num_images=10, seed=0):
+    """``class_samples.png`` (one row of samples per class) for the models that draw a chosen class;
+    ``quadrants.png`` (inputs / truth / baseline / CVAE samples) for the quadrant CVAE; and the
+    reconstructions of the first test images (with their own labels, or their visible part)."""
+    model, data = loaded.model, loaded.data
+    device = next(model.parameters()).device
+    image_shape = data.image_shape
+    figures = {}
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        pyro.set_rng_seed(seed)
+        rows = data.x_test[:num_images].to(device)
+        x = rows[:, : data.x_dim]  # the images, without label columns
+        if model.samples_per_class:
+            figures["class_samples.png"] = image_rows_figure(
+                {f"y = {c}": model.sample(num_images, y=torch.full((num_images,), c, device=device))
+                 for c in range(model.num_classes)}, image_shape, title="decoder means of z ~ p(z), one row per class")
+        if model.predicts_hidden:
+            figures["quadrants.png"] = quadrants_figure(model, x, image_shape, num_samples=3)
+        figures["reconstructions.png"] = reconstructions_figure(x, model.reconstruct(rows), image_shape)
+    return figures
+
+
+def quadrants_figure(model, x, image_shape, num_samples=3):
+    """Inputs (hidden pixels grey) / truth / the baseline's prediction / CVAE samples, one column per image."""
+    inputs = x.clone()
+    inputs[:, model.split.hidden_index] = 0.5
+    panels = {"input": inputs, "truth": x, "baseline": model.baseline_prediction(x)}
+    for i, sample in enumerate(model.predict(x, num_samples)):
+        panels[f"CVAE {i + 1}"] = sample
+    return image_rows_figure(panels, image_shape, title=f"{model.split.num_visible} visible quadrant(s): "
+                             "baseline mean, CVAE samples")
 
 
 def run_reconstructions_figure(loaded, seed, n=10):
@@ -145,7 +185,7 @@ def per_image_khat(loaded, report, max_images):
     n = min(max_images, report["num_images"])
     x = loaded.data.rows(report.get("split", "test"))[:n].to(next(model.parameters()).device)
     with torch.random.fork_rng(devices=[]):
-        stats = dataset_statistics(model.model, model.guide, x, report["num_samples"], seed=report.get("seed", 0),
+        stats = dataset_statistics(*model.scored_programs(), x, report["num_samples"], seed=report.get("seed", 0),
                                    batch_size=report.get("batch_size", 100), chunk_size=report.get("chunk_size"))
     return stats["khat"]
 

@@ -28,7 +28,7 @@ from ..models.nets import ACTIVATIONS
 
 # Library parameters whose flag is not their name with dashes.
 FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR",
-                "init": "--ais-init", "bdmc_points": "--bdmc"}
+                "init": "--ais-init", "bdmc_points": "--bdmc", "num_labels": "--labels"}
 
 
 def _sizes(text):
@@ -71,6 +71,10 @@ def add_train_parser(sub):
     a("--noise", help=f"denoising-ae: masking:NU | gaussian:SIGMA; other models: the corruption of evaluate's "
       f"corrupted-input report (default {d.noise})")
     a("--contraction", type=float, help=f"contractive-ae: lambda of ||J_f(x)||_F^2 (default {d.contraction:g})")
+    a("--labels", type=int, metavar="N", help="m2: labelled training images, N / C per class, chosen by --seed "
+      "(recorded in DIR/labels.json); the others unlabelled")
+    a("--alpha-scale", type=float, help=f"m2: classification weight alpha = SCALE * N_train (default "
+      f"{d.alpha_scale:g}, as Kingma et al. 2014)")
     a("--latent-dim", type=int, help=f"latent dimension Z (default {d.latent_dim})")
     a("--hidden", type=_sizes, help=f"hidden sizes, comma-separated (default {','.join(map(str, d.hidden))})")
     a("--activation", help=f"{' | '.join(ACTIVATIONS)} (default {d.activation})")

@@ -13,11 +13,11 @@ import pyro
 from ..data import TORCHVISION_DATASETS
 from ..errors import UserError, check_int
 from ..experiment.build import build_data, build_elbo, build_model, fit_options
+from ..experiment.conditional import trainer
 from ..experiment.config import TrainConfig
 from ..experiment.runs import RunDir, check_writable
 from ..inference import distributed as dist
 from ..inference.memory import check_memory
-from ..inference.train import fit
 from ..inference.train_state import TrainState
 from .options import POSITIVE_ELBO_NOTE, given_fields, set_threads
 
@@ -25,7 +25,7 @@ from .options import POSITIVE_ELBO_NOTE, given_fields, set_threads
 RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir", "keep_epochs"}
 
 # Flags that only one model uses: given with another model they would be ignored, so they are refused.
-MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae"}
+MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae", "labels": "m2", "alpha_scale": "m2"}
 
 
 def run_command(args):
@@ -107,6 +107,7 @@ def _train(args, given, run, config, job):
             if not quiet:
                 print(f"--model {config.model}: training with --elbo {config.elbo}")
     elbo = build_elbo(config, vae)
+    train = trainer(config, vae)  # fit, or M2's semi-supervised loop (its options checked here)
     if state is not None:  # a config edited to another model is refused before config.json is rewritten
         TrainState(vae, config.lr, config.betas, config.adam_eps).load(vae, state, config.lr, config.betas,
                                                                         config.adam_eps, job)
@@ -120,15 +121,17 @@ def _train(args, given, run, config, job):
         run.write_json("config.json", config.to_dict())
     if not quiet:
         processes = f", {job.world_size} processes" if job.active else ""
+        labels = f" + {data.label_columns} label columns" if data.label_columns else ""
         print(f"training {config.model} on {data.name} ({data.num_train} train / {len(data.x_test)} test, "
-              f"D={data.data_dim}, binarize={data.binarize}) with {config.elbo}{processes}; run directory {run.path}")
+              f"D={data.x_dim}{labels}, binarize={data.binarize}) with {config.elbo}{processes}; "
+              f"run directory {run.path}")
     loggers = []
     if args.log and job.is_main:
         from .tracking import make_logger
 
         loggers.append(make_logger(args.log, run, data, config, args.log_images))
     try:
-        history = fit(vae, data, elbo, run=run, resume=state is not None, quiet=quiet, distributed=job,
+        history = train(vae, data, elbo, run=run, resume=state is not None, quiet=quiet, distributed=job,
                       callbacks=loggers, **fit_options(config))
     except KeyboardInterrupt:
         if job.is_main:
@@ -163,6 +166,7 @@ def _summary(config, data, vae, history):
         "seconds_total": sum(r["seconds"] + r["eval_seconds"] for r in history),
         "num_parameters": sum(p.numel() for p in vae.parameters()),
         "config": config.to_dict(),
+        **({"test_error": last["test_error"]} if "test_error" in last else {}),  # M2's classifier q(y | x)
     }
 
 

@@ -26,9 +26,25 @@ def model(name, help, **options):
     return MODELS.register(name, help, **options)
 
 
+class DataBuilder:
+    """A model builder that reads the data set (its labels, its picture shape), not only its width:
+    what a builder registered with ``build=lambda fn, value, ctx: DataBuilder(...)`` gives.
+
+    :param build: ``(config, data) -> model``, given the prepared data.
+    :param prepare: ``(data, config) -> data``: checks, and the view the model trains and is scored on.
+    """
+
+    def __init__(self, build, prepare):
+        self.build, self.prepare = build, prepare
+
+
 def build_data(config):
-    return load_dataset(config.dataset, data_dir=config.data_dir, binarize=config.binarize,
+    """The config's data set, as its model reads it (a labelled view for ``cvae``; checked labels or
+    picture shape for the models that need them: one-line errors before anything is written)."""
+    data = load_dataset(config.dataset, data_dir=config.data_dir, binarize=config.binarize,
                         download=config.download)
+    builder = MODELS.build(config.model)
+    return builder.prepare(data, config) if isinstance(builder, DataBuilder) else data
 
 
 def encoder_net(config, data_dim, image_shape, out_dim):
@@ -145,7 +161,10 @@ def build_model(config, data, local_rank=0):
     """Check the data against the likelihood, then build the model on ``config.device`` (CUDA: the
     device ``local_rank``, one per process under torchrun)."""
     builder = MODELS.build(config.model)
-    model = builder(config, data.data_dim, image_shape=data.image_shape)
+    if isinstance(builder, DataBuilder):  # a model that reads the data set: labels, picture shape
+        model = builder.build(config, data)
+    else:
+        model = builder(config, data.data_dim, image_shape=data.image_shape)
     fix = "; binarize it (--binarize dynamic or static) or use --likelihood cbernoulli or normal:0.1"
     model.likelihood.check_data(data.served_sample(), fix=fix)
     model.likelihood.check_data(data.x_test, fix=fix)
@@ -197,3 +216,6 @@ def device(name, local_rank=0):
             raise UserError("--device cuda but CUDA is not available here; use --device cpu")
         return torch.device("cuda", local_rank)
     raise UserError(f"unknown --device {name!r}; choose cpu or cuda")
+
+
+from . import conditional  # noqa: E402, F401  (registers cvae, cvae-quadrants:Q and m2 at their builders)

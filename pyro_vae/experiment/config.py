@@ -40,6 +40,9 @@ class TrainConfig:
     sparsity: float = 1.0  # lambda of the sparse AE's L1 code penalty lambda |h|_1 (nats per unit)
     noise: str = "masking:0.3"  # denoising AE corruption: masking:NU | gaussian:SIGMA
     contraction: float = 0.1  # lambda_c of the contractive AE's penalty lambda_c ||J_f(x)||_F^2
+    # semi-supervised M2 (--model m2)
+    labels: int | None = None  # labelled training images, N / C from each class, chosen by seed; the rest unlabelled
+    alpha_scale: float = 0.1  # weight alpha = alpha_scale * N of the classification term (Kingma et al. 2014: 0.1)
     epochs: int = 50  # total passes over the training set (resume continues up to this)
     batch_size: int = 128  # minibatch size B
     lr: float = 1e-3  # Adam learning rate (the base rate of --lr-schedule)
@@ -78,6 +81,9 @@ class TrainConfig:
             check_positive(name, getattr(self, name))
         if self.clip_norm is not None:
             check_positive("clip_norm", self.clip_norm)
+        if self.labels is not None:
+            check_int("labels", self.labels)
+        check_positive("alpha_scale", self.alpha_scale)
         if self.threads is not None:
             check_int("threads", self.threads)
         if not isinstance(self.hidden, list) or not self.hidden or \

@@ -3,11 +3,15 @@ the deterministic autoencoders (a VAE with a point-mass code), and the mixture m
 
 from .autoencoders import Autoencoder, jacobian_frobenius_sq
 from .base import LatentModel, data_plate, latent_scale
+from .cvae import ConditionalVAE
 from .hierarchical import HierarchicalVAE
+from .m2 import SemiSupervisedVAE
 from .mixture import MixtureModel
-from .nets import MLP, ConvDecoder, ConvEncoder
+from .nets import MLP, ConditionalMLP, ConvDecoder, ConvEncoder
+from .quadrants import QuadrantCVAE, QuadrantSplit
 from .vae import VAE
 
 __all__ = ["Autoencoder", "HierarchicalVAE", "LatentModel", "MLP", "MixtureModel", "VAE", "data_plate",
            "jacobian_frobenius_sq", "latent_scale",
-           "ConvDecoder", "ConvEncoder"]
+           "ConditionalMLP", "ConditionalVAE", "ConvDecoder", "ConvEncoder", "QuadrantCVAE", "QuadrantSplit",
+           "SemiSupervisedVAE"]

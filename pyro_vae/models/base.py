@@ -74,6 +74,23 @@ class LatentModel(nn.Module):
     #: The objective to train with when none is given (None: the command line's default).
     default_elbo = None
 
+    #: What the bounds of :meth:`scored_programs` bound, as ``eval.json`` states it.
+    bound_target = "log p(x)"
+
+    #: The bounds are on a conditional density (log p(x | y), log p(x_hidden | x_visible)).
+    conditional_bound = False
+
+    #: The model draws images of a chosen class: ``sample(n, y=labels)`` (figures draw a row per class).
+    samples_per_class = False
+
+    #: The model has a classifier q(y | x): ``classify(x)`` and the pair ``joint_model``/``joint_guide``
+    #: on rows ``[x, one_hot(y)]`` scoring log p(x, y) (the semi-supervised M2).
+    classifies = False
+
+    #: The model predicts hidden pixels from visible ones beside a deterministic baseline
+    #: (``predict``, ``baseline_prediction``, ``baseline_log_likelihood``: the quadrant CVAE).
+    predicts_hidden = False
+
     @property
     def point_mass(self):
         """The guide's code is a point mass: its posterior family declares no density (``Delta``).
@@ -95,6 +112,13 @@ class LatentModel(nn.Module):
         module that does not derive from ``Prior`` needs nothing."""
         if isinstance(self.prior, Prior):
             self.prior.bind(self)
+
+    def scored_programs(self):
+        """The ``(model, guide)`` pair whose ELBO and importance-weighted bounds are reported (on
+        :attr:`bound_target`): the training pair by default. A model trained with extra terms (the
+        quadrant CVAE's baseline) or scored by another pair than it trains with (M2, whose label is
+        summed inside each weight) overrides it."""
+        return self.model, self.guide
 
     @property
     def corruption(self):

@@ -42,6 +42,36 @@ class MLP(nn.Sequential):
         self.in_dim, self.hidden, self.out_dim = in_dim, tuple(hidden), out_dim
 
 
+class ConditionalMLP(nn.Module):
+    """An MLP on the concatenation ``[u, c]`` of an input and a condition (e.g. a one-hot label),
+    computed as ``W_u u + W_c c`` in its first layer, so ``u`` and ``c`` broadcast against each other.
+
+    ``ConditionalMLP(u_dim, c_dim, hidden, out_dim)(u, c)`` equals ``MLP(u_dim + c_dim, hidden,
+    out_dim)(cat([u, c], -1))`` with the same weights, but an enumerated label ``c`` ``(C, 1, c_dim)``
+    against ``u`` ``(B, u_dim)`` costs one product ``W_u u`` for all C labels, not C of them.
+
+    Example::
+
+        >>> net = ConditionalMLP(784, 10, [500], 100, activation="softplus")
+        >>> net(torch.zeros(32, 784), torch.eye(10)[:, None, :]).shape  # every label for each of 32 images
+        torch.Size([10, 32, 100])
+    """
+
+    def __init__(self, in_dim, cond_dim, hidden, out_dim, activation="relu"):
+        super().__init__()
+        hidden = [check_int("hidden", h) for h in hidden]
+        self.in_dim, self.cond_dim = check_int("in_dim", in_dim), check_int("cond_dim", cond_dim)
+        first = hidden[0] if hidden else check_int("out_dim", out_dim)
+        self.input_layer = nn.Linear(in_dim, first)
+        self.condition_layer = nn.Linear(cond_dim, first, bias=False)
+        self.rest = nn.Sequential(_activation(activation), MLP(first, hidden[1:], out_dim, activation)) \
+            if hidden else nn.Identity()
+        self.hidden, self.out_dim = tuple(hidden), out_dim
+
+    def forward(self, u, c):
+        return self.rest(self.input_layer(u) + self.condition_layer(c))  # (..., out_dim), broadcast over u and c
+
+
 def image_channels_first(image_shape):
     """``(C, H, W)`` of a data set's ``image_shape``: ``(H, W)`` grey is one channel, ``(H, W, C)`` colour
     is channel-last as the loader serves it; flat data ``(D,)`` has no picture and is refused."""
