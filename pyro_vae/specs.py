@@ -1,6 +1,6 @@
 """Short command-line specs ``name[:arg]`` for families, one registry per family.
 
-A registry maps a name to a :class:`Choice`: its usage string for ``--help`` and a builder
+A registry maps a name to a :class:`Choice`: its usage string for the help and a builder
 ``build(arg, ctx)`` that returns the object (``arg`` is the text after the colon, or None).
 """
 
@@ -21,7 +21,7 @@ class Context:
 @dataclass(frozen=True)
 class Choice:
     usage: str  # e.g. "normal:SCALE"
-    help: str  # one line for --help
+    help: str  # one line for the help
     build: Callable  # (arg: Optional[str], ctx: Context) -> object
 
 

@@ -61,12 +61,13 @@ class Likelihood(nn.Module):
     def num_params(self, data_dim):
         return data_dim
 
-    def check_data(self, x, fix=""):
+    def check_data(self, x, fix="", param=None):
         """Raise :class:`UserError` when ``x`` lies outside this likelihood's support; ``fix`` is
-        appended to the message (the caller knows how its user changes the data)."""
+        appended to the message (the caller knows how its user changes the data) and ``param``
+        names the parameters it speaks of."""
         if not bool(self.support.check(x).all()):
             raise UserError(f"{self.spec()} likelihood needs {self.support_hint}, but the data has "
-                            f"other values{fix}")
+                            f"other values{fix}", param=param)
 
     def spec(self):
         return type(self).__name__.lower()
@@ -422,7 +423,7 @@ REGISTRY = {
     "laplace": Choice("laplace[:SCALE]", "Laplace (L1 error); scale fixed, or learned per pixel if omitted",
                       lambda arg, ctx: Laplace(number_arg("laplace:SCALE", arg) if arg is not None else None,
                                                data_dim=ctx.data_dim)),
-    "dlogistic": Choice("dlogistic[:K]", "8-bit data (--binarize none): exact mass of each level 0..255 under a "
+    "dlogistic": Choice("dlogistic[:K]", "8-bit data (binarize none): exact mass of each level 0..255 under a "
                         "discretised logistic, or a mixture of K (PixelCNN++)",
                         lambda arg, ctx: DiscretizedLogistic(number_arg("dlogistic:K", arg, int, default=1))),
 }

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from .distributed import SINGLE
+from .divergence import DivergenceWatch
 from .em import is_closed_form
 from .enumeration import enumerated_terms
 from .kl_audit import uses_analytic_kl, warn_sampled_kl
@@ -76,7 +77,13 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     :param callbacks: objects with ``on_epoch_end(epoch, row, vae)``, called (on rank 0) after each
         epoch's history row and checkpoint, e.g. the command line's TensorBoard and MLflow loggers.
         They must not draw from torch's random stream (fork it), or training would change.
-    :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays.
+    :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays. A loss that
+        grows by orders of magnitude without reaching NaN warns once
+        (:class:`~pyro_vae.inference.divergence.DivergenceWarning`).
+
+    Each history row records the epoch's learning rate (``lr``, after the schedule) and gradient
+    clipping (``clip_norm``, NaN when off) beside the losses, so a run resumed with other settings
+    keeps a true record of every epoch.
 
     Example::
 
@@ -115,13 +122,15 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     compiler.ensure(kl_kwargs(state.epoch + 1, beta, kl_warmup))
     state.restore_rng()  # after compiling, so compilation's draws do not shift the stream
     step = SVIStep(vae, elbo, state.optimizer, num_data, clip_norm, distributed if distributed.active else None)
+    watch = DivergenceWatch(state.history[0]["train_loss"] if state.history else None, lr)
 
     bar = tqdm(total=(epochs - state.epoch) * steps_per_epoch, disable=quiet or not sys.stderr.isatty(),
                unit="step", dynamic_ncols=True)
     for epoch in range(state.epoch + 1, epochs + 1):
         scale = kl_kwargs(epoch, beta, kl_warmup)
         compiler.ensure(scale)  # a new kl_scale is a new graph
-        state.set_lr(lr_schedule.lr(epoch, lr) if lr_schedule is not None else lr)
+        epoch_lr = lr_schedule.lr(epoch, lr) if lr_schedule is not None else lr
+        state.set_lr(epoch_lr)
         vae.train()
         t0, losses = time.perf_counter(), []
         for xg in data.batches(global_batch, state.data_rng, drop_last=drop_last):
@@ -131,9 +140,12 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
                 bar.close()
                 raise _diverged(loss, epoch, len(losses) + 1, run)
             losses.append(loss)
+            if distributed.is_main:
+                watch(loss, epoch, len(losses))
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{statistics.fmean(losses[-20:]):.2f}")
         row = _epoch_row(vae, data, epoch, losses, time.perf_counter() - t0, eval_batch_size, distributed)
+        row.update(lr=float(epoch_lr), clip_norm=float(clip_norm) if clip_norm else math.nan)
         state.history.append(row)
         state.epoch = epoch
         if not quiet:
