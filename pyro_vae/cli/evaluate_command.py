@@ -37,6 +37,13 @@ def run_command(args):
     annealing.check_args(args)
     set_threads(args.threads)
     job = dist.from_environment()  # torchrun: every process scores a share of the batches
+    try:
+        return _evaluate(args, job)
+    finally:  # no barrier: after the gathered bounds rank 0 works alone (AIS may outlast gloo's timeout)
+        dist.shutdown()
+
+
+def _evaluate(args, job):
     args.quiet = args.quiet or not job.is_main
     loaded = load_run(args.dir, checkpoint=args.checkpoint, dataset=args.dataset, data_dir=args.data_dir)
     x = loaded.data.rows(args.split)[: args.max_images]
@@ -65,7 +72,6 @@ def run_command(args):
                               chunk_size=args.chunk_size, seed=args.seed, psis=args.psis, distributed=job,
                               progress=progress_bars(args.quiet), **annealing.settings(args))
     if not job.is_main:  # rank 0 gathered every image's statistics and writes the report
-        dist.shutdown()
         return 0
     annealed = sum(report[k]["seconds"] for k in ("ais", "bdmc") if k in report)
     report["seconds_bounds"] = time.perf_counter() - t0 - annealed
@@ -108,7 +114,6 @@ def run_command(args):
         save_png(stamp(run_reconstructions_figure(loaded, args.seed), f"checkpoint of epoch {loaded.epoch}"),
                  loaded.run.file("denoising.png"), dpi=100)
     print(f"wrote {loaded.run.file(name)}")
-    dist.shutdown()
     return 0
 
 
