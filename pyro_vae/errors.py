@@ -2,29 +2,40 @@
 
 Library code names its own parameters in messages (``num_samples must be a positive integer, got 0``)
 and records them on the error (``UserError.param``); only :mod:`pyro_vae.cli` turns a parameter into
-its flag (``--num-samples``).
+its command-line flag.
 """
 
 import math
 import numbers
 
 
-class UserError(ValueError):
-    """Bad input from the user: the message names the problem and the fix, in one line.
-
-    :param param: the parameter (a name, or a tuple of names) the message is about, or None; the
-        command line replaces each named parameter in the message by its flag.
-    """
+class _NamesParameters:
+    """A message about parameters: ``param`` is a name, a tuple of names, or None."""
 
     def __init__(self, message, param=None):
         super().__init__(message)
         self.param = param
 
     def params(self):
-        """The parameter names this error is about, as a tuple."""
+        """The parameter names this message is about, as a tuple."""
         if self.param is None:
             return ()
         return (self.param,) if isinstance(self.param, str) else tuple(self.param)
+
+
+class UserError(_NamesParameters, ValueError):
+    """Bad input from the user: the message names the problem and the fix, in one line.
+
+    :param param: the parameter (a name, or a tuple of names) the message is about, or None; the
+        command line replaces each named parameter in the message by its flag. Messages name a
+        parameter as their first word, as an assignment (``num_samples=5000``) or in backticks
+        (```lr_schedule```).
+    """
+
+
+class ParamWarning(_NamesParameters, UserWarning):
+    """A warning whose message names parameters as :class:`UserError`'s do (``param``), so the
+    command line can print their flags."""
 
 
 def _number(value):

@@ -6,7 +6,7 @@ models). A class registers its spec name with a decorator, in the spirit of torc
     @PRIORS.register("mog", "mixture of K Gaussians", arg="K", cast=int, attr="num_components", example=3)
     class MixtureOfGaussians(Prior): ...
 
-That one declaration gives the usage string (``mog:K``) for ``--help``, building the object from a
+That one declaration gives the usage string (``mog:K``) for the command line's help, building the object from a
 spec (:meth:`Registry.build`) and writing the spec of an object back (:meth:`Registry.spec_of`,
 which a family's ``spec()`` calls), so the two can never drift apart.
 """
@@ -33,7 +33,7 @@ class Spec:
     """One registered spec name: how to parse its argument, build its object and write it back."""
 
     name: str  # e.g. "normal"
-    help: str  # one line for --help
+    help: str  # one line for the help
     target: Any  # the class (or builder function) the name stands for
     arg: str | None = None  # the argument's name in the usage ("SCALE"), None: the name takes none
     cast: Callable = float  # int or float
@@ -110,7 +110,7 @@ class Registry(dict):
         """Decorator: register the class or builder it decorates under ``name``; returns it unchanged.
 
         :param name: the spec's name.
-        :param help: one line for ``--help``.
+        :param help: one line for the help.
         :param arg: the argument's name in the usage (``"K"``), None when the name takes none.
         :param cast: ``int`` or ``float``: the argument's type (it must be positive).
         :param default: the value when the argument is omitted; ``REQUIRED`` when it must be given.

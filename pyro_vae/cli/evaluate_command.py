@@ -15,16 +15,17 @@ from ..diagnostics.conditional import format_task, retarget, task_report
 from ..diagnostics.exact_gap import exact_report, exact_statistics, exact_verdict, format_exact
 from ..diagnostics.inference_gap import DEFAULT_STEPS, inference_gaps
 from ..diagnostics.report import format_table, tightness_report
+from ..diagnostics.representations import probe_rows
 from ..diagnostics.representations import report as code_report
 from ..errors import UserError, check_int
 from ..experiment.build import build_noise
+from ..experiment.estimates import evaluate_need
 from ..experiment.load import load_run
 from ..experiment.runs import json_safe, save_png
 from ..inference import distributed as dist
-from ..inference.memory import check_memory
 from . import annealing
 from .figures import run_reconstructions_figure, stamp
-from .options import POSITIVE_ELBO_NOTE, Progress, set_threads
+from .options import POSITIVE_ELBO_NOTE, Progress, check_resources, set_threads
 
 
 def run_command(args):
@@ -37,6 +38,13 @@ def run_command(args):
     annealing.check_args(args)
     set_threads(args.threads)
     job = dist.from_environment()  # torchrun: every process scores a share of the batches
+    try:
+        return _evaluate(args, job)
+    finally:  # no barrier: after the gathered bounds rank 0 works alone (AIS may outlast gloo's timeout)
+        dist.shutdown()
+
+
+def _evaluate(args, job):
     args.quiet = args.quiet or not job.is_main
     loaded = load_run(args.dir, checkpoint=args.checkpoint, dataset=args.dataset, data_dir=args.data_dir)
     x = loaded.data.rows(args.split)[: args.max_images]
@@ -54,17 +62,22 @@ def run_command(args):
                         f"{vae.bound_target}: drop {flag}")
     if vae.point_mass:  # a point mass: every draw is the same
         args.num_samples = 1
-    x = x.to(next(vae.parameters()).device)
-    chunk = args.chunk_size or default_chunk_size(min(args.batch_size, len(x)))
-    check_memory(vae, min(args.batch_size, len(x)) * min(chunk, args.num_samples), what="an evaluation chunk",
-                 fix=f"lower chunk_size={chunk} or batch_size={args.batch_size}", param=("chunk_size", "batch_size"))
+    device = next(vae.parameters()).device
+    x = x.to(device)
+    code = args.representation and not (vae.discrete_latent or vae.conditional_bound or vae.classifies)
+    probe_train = code_rows(loaded.data, args.max_images or len(loaded.data.x_test)) if code else 0
+    check_resources(evaluate_need(vae, len(x), args.num_samples, args.batch_size, args.chunk_size, args.psis,
+                                  latent_dim=2 * loaded.config.latent_dim, local_opt_images=args.local_opt_images,
+                                  local_opt_steps=steps, code_rows=probe_train,
+                                  data_dim=loaded.data.data_dim, ais_steps=args.ais_steps, ais_chains=args.ais_chains,
+                                  ais_leapfrog=args.ais_leapfrog, ais_images=args.ais_images, bdmc_points=args.bdmc),
+                    device, force=args.force)
     t0 = time.perf_counter()
     report = tightness_report(*vae.scored_programs(), x, args.num_samples, batch_size=args.batch_size,
                               chunk_size=args.chunk_size, seed=args.seed, psis=args.psis, distributed=job,
                               progress=progress_bars(args.quiet), print_table=False,
                               **annealing.settings(args))
     if not job.is_main:  # rank 0 gathered every image's statistics and writes the report
-        dist.shutdown()
         return 0
     annealed = sum(report[k]["seconds"] for k in ("ais", "bdmc") if k in report)
     report["seconds_bounds"] = time.perf_counter() - t0 - annealed
@@ -87,7 +100,7 @@ def run_command(args):
         report.update(bits_report(report, vae.likelihood, x))
     plain_code = not (vae.discrete_latent or vae.conditional_bound or vae.classifies)  # one continuous code per image
     if args.representation and plain_code:  # the report reads a continuous code
-        report.update(representation_report(loaded, args.seed))
+        report.update(representation_report(loaded, args.seed, args.max_images))
     report.update(units="nats per data point; higher log-likelihoods and ELBOs are better",
                   dataset=loaded.data.name, split=args.split, epoch=loaded.epoch, seed=args.seed,
                   checkpoint=args.checkpoint,
@@ -113,7 +126,6 @@ def run_command(args):
         save_png(stamp(run_reconstructions_figure(loaded, args.seed), f"checkpoint of epoch {loaded.epoch}"),
                  loaded.run.file("denoising.png"), dpi=100)
     print(f"wrote {loaded.run.file(name)}")
-    dist.shutdown()
     return 0
 
 
@@ -139,12 +151,19 @@ def report_name(checkpoint):
     return "eval.json" if checkpoint == "checkpoint.pt" else os.path.splitext(checkpoint)[0] + ".eval.json"
 
 
-def representation_report(loaded, seed):
+def representation_report(loaded, seed, num_images=None):
     """Reconstruction errors (clean, and corrupted as the run's ``--noise`` says), code statistics
-    and linear probes of the codes (posterior means for a VAE) on the test split."""
+    and linear probes of the codes (posterior means for a VAE) on the first ``num_images`` test
+    images (all by default; ``--max-images``), the probes fitted on the training rows in the same
+    proportion."""
     model, data = loaded.model, loaded.data
     corruption = model.corruption or build_noise(loaded.config.noise, data.data_dim)
-    return code_report(model, data, corruption, seed=seed)
+    return code_report(model, data, corruption, seed=seed, max_rows=num_images)
+
+
+def code_rows(data, num_images):
+    """Training rows the code report's probes fit on when it covers ``num_images`` test images."""
+    return probe_rows(data, num_images)[0] if data.y_train is not None else 0
 
 
 def format_code_report(r):

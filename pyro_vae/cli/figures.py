@@ -71,10 +71,13 @@ def run_figures(loaded, grid_size=15, num_images=10, seed=0):
         return figures, skipped
 
     codes = compute_codes(model, x_test)  # (N, Z) posterior means, or an autoencoder's codes
-    if len(x_test) >= 2 * min(num_images, 5):
-        pairs = min(num_images, 5)
+    pairs = min(num_images, 5, len(codes) // 2)  # paths between the codes of two test images each
+    if pairs >= 1:
         path = interpolate(codes[:pairs], codes[pairs : 2 * pairs], steps=num_images)  # (P, T, Z)
         figures["interpolations.png"] = interpolation_figure(model.decode(path), data.image_shape)
+    else:
+        skipped["interpolations.png"] = (f"needs at least 2 test images (a pair of codes), the test split has "
+                                         f"{len(codes)}")
 
     if len(codes) < 2:  # a scatter, its PCA and the codes' spread need two points
         why = f"needs at least 2 test images, the test split has {len(codes)}"
@@ -225,6 +228,9 @@ def make_figures(loaded, grid_size=15, num_images=10, khat_images=200, seed=0):
     for name, make, command, names in sources:
         if name == "kl_comparison.json" and loaded.model.point_mass:
             skipped.update({f: "a point-mass code has no KL to compare" for f in names + ("kl_learning_curves.png",)})
+        elif name == "kl_comparison.json" and loaded.model.discrete_latent:
+            skipped.update({f: "a discrete latent's KL and gap are exact sums, nothing to estimate (see eval.json's "
+                            "'exact' section)" for f in names + ("kl_learning_curves.png",)})
         elif not os.path.isfile(run.file(name)):
             skipped.update({f: f"needs {name}: run {command} {run.path}" for f in names})
         elif run.read_json(name).get("epoch") != loaded.epoch:

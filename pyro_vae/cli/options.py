@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from ..experiment import guard
 from ..experiment.config import TrainConfig
 
 # Printed under a positive ELBO (train's summary, evaluate's table).
@@ -15,9 +16,24 @@ POSITIVE_ELBO_NOTE = ("note: a positive ELBO is possible here: the likelihood is
 
 
 def set_threads(threads):
-    """Set torch's intra-op threads when ``threads`` is given (None: torch's default)."""
+    """Set torch's intra-op threads when ``threads`` is given (None: torch's default), and the
+    thread pools of numpy's and scikit-learn's BLAS and OpenMP libraries to the same number
+    (threadpoolctl), so that a command's numbers depend on ``--threads`` alone: a BLAS product's
+    rounding depends on how many threads split it (the code report's probes, PSIS)."""
     if threads:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(threads)
+        threadpool_limits(limits=threads)  # for the rest of the process
+
+
+def check_resources(need, device="cpu", force=False):
+    """The resource guard (:func:`pyro_vae.experiment.guard.check`) of a command's ``need``, before
+    any work: under torchrun the processes on this machine (``LOCAL_WORLD_SIZE``) share its memory."""
+    available = guard.available_bytes(device)
+    if available is not None and torch.device(device).type == "cpu":
+        available //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return guard.check(need, available=available, force=force)
 
 
 def given_fields(args):

@@ -12,12 +12,13 @@ import argparse
 import importlib
 import os
 import re
+import shlex
 import sys
 import warnings
 
 from .. import specs
 from ..data import BINARIZE_MODES
-from ..errors import UserError
+from ..errors import ParamWarning, UserError
 from ..experiment.build import MODELS
 from ..experiment.config import ARCHS, TrainConfig
 from ..families import likelihoods, posteriors, priors
@@ -28,7 +29,10 @@ from ..models.nets import ACTIVATIONS
 
 # Library parameters whose flag is not their name with dashes.
 FLAG_ALIASES = {"z_dim": "--latent-dim", "in_dim": "--hidden", "out_dim": "--hidden", "dir": "DIR",
-                "init": "--ais-init", "bdmc_points": "--bdmc", "num_labels": "--labels"}
+                "init": "--ais-init", "bdmc_points": "--bdmc", "num_labels": "--labels", "path": "--out"}
+
+FORCE_HELP = ("run work estimated above the ceiling of 3e15 multiply-adds (about a day on one core) anyway; "
+              "memory limits still hold (see the resource guard in the docs)")
 
 
 def _sizes(text):
@@ -104,6 +108,7 @@ def add_train_parser(sub):
     a("--log-images", type=int, default=5, metavar="EPOCHS",
       help="with --log: image grids (reconstructions, samples) every EPOCHS epochs and at the last; 0: none "
       "(default 5)")
+    a("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=lambda args: importlib.import_module(".train_command", __package__).run_command(args))
     return p
 
@@ -115,6 +120,7 @@ def _run_dir_parser(sub, name, module, quiet_help, **kwargs):
     p.add_argument("dir", metavar="DIR", help="a run directory written by pyro-vae train")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
     p.add_argument("--quiet", action="store_true", help=quiet_help)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=lambda args: _run_dir_command(module, args))
     return p
 
@@ -158,8 +164,9 @@ def add_compare_kl_parser(sub):
     a("--estimators", type=_specs, default="trace,meanfield,stl,iwae:5,iwae-dreg:5", metavar="SPEC,...",
       help="objectives whose gradient variance and SNR per parameter group are measured, one particle, paired "
       "draws (default trace,meanfield,stl,iwae:5,iwae-dreg:5)")
-    a("--snr-k", type=int, nargs="+", default=[1, 5, 50, 500], metavar="K",
-      help="K of the SNR curve of iwae:K against iwae-dreg:K, gradient_snr.png (default 1 5 50 500; 0: no curve)")
+    a("--snr-k", type=int, nargs="+", default=[1, 5, 50], metavar="K",
+      help="K of the SNR curve of iwae:K against iwae-dreg:K, gradient_snr.png (default 1 5 50; add 500 for the "
+      "curve's far end, about 4 times the whole default's time; 0: no curve)")
     a("--snr-batch-size", type=int, default=16, help="rows of the fixed batch the SNR curve uses (default 16)")
     a("--snr-repeats", type=int, help="paired gradient estimates per K of the SNR curve (default --repeats)")
     return p
@@ -266,11 +273,12 @@ def option_flags(parser):
 
 
 def flag_message(error, flags):
-    """The message of a :class:`~pyro_vae.errors.UserError` with the parameters it names (its
-    ``param``) written as flags. Library messages name a parameter in two forms: as their first word
-    (``num_samples must be ...`` -> ``--num-samples must be ...``) and as an assignment
-    (``num_particles=4`` -> ``--num-particles 4``, ``elbo='trace'`` -> ``--elbo trace``,
-    ``download=True`` -> ``--download``)."""
+    """The message of a :class:`~pyro_vae.errors.UserError` (or a
+    :class:`~pyro_vae.errors.ParamWarning`) with the parameters it names (its ``param``) written as
+    flags. Library messages name a parameter in three forms: as their first word (``num_samples must
+    be ...`` -> ``--num-samples must be ...``), as an assignment (``num_particles=4`` ->
+    ``--num-particles 4``, ``elbo='trace'`` -> ``--elbo trace``, ``path='my runs/a'`` -> ``--out 'my
+    runs/a'``, ``download=True`` -> ``--download``) and in backticks anywhere (```prior``` -> ``--prior``)."""
     message = str(error)
     for param in error.params():
         flag = FLAG_ALIASES.get(param) or flags.get(param)
@@ -278,15 +286,25 @@ def flag_message(error, flags):
             continue
         name = re.escape(param)
         message = re.sub(rf"(?<![\w-]){name}=True\b", flag, message)
-        message = re.sub(rf"(?<![\w-]){name}=(['\"]?)([^\s,;'\")]*)\1",
-                         lambda m, flag=flag: f"{flag} {m.group(2)}", message)
+        message = re.sub(rf"(?<![\w-]){name}=(?:'([^']*)'|\"([^\"]*)\"|([^\s,;'\")]*))",
+                         lambda m, flag=flag: f"{flag} {_shell_word(next(g for g in m.groups() if g is not None))}",
+                         message)
         message = re.sub(rf"^{name}\b(?!=)", flag, message)
+        message = message.replace(f"`{param}`", flag)
     return message
 
 
+def _shell_word(text):
+    """``text`` as one word of a command line: quoted when it holds spaces or quotes."""
+    return text if text and not re.search(r"[\s'\"]", text) else shlex.quote(text)
+
+
 def show_warning(message, category, filename, lineno, file=None, line=None):
-    """``warnings.showwarning`` for the command line: one line, no source location or code."""
+    """``warnings.showwarning`` for the command line: one line, no source location or code; the
+    parameters a :class:`~pyro_vae.errors.ParamWarning` names written as flags."""
     name = "" if category is UserWarning else f"{category.__name__}: "
+    if isinstance(message, ParamWarning):
+        message = flag_message(message, option_flags(make_parser()))
     text = " ".join(str(message).split())
     print(f"pyro-vae: warning: {name}{text}", file=file or sys.stderr)
 
@@ -300,11 +318,9 @@ def main(argv=None):
     try:
         return args.func(args)
     except TrainingDiverged as e:
-        print(f"{prefix}: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
-        return 3
+        return _error(f"{prefix}: error: {flag_message(e, option_flags(parser))}", 3)
     except UserError as e:
-        print(f"{prefix}: error: {flag_message(e, option_flags(parser))}", file=sys.stderr)
-        return 2
+        return _error(f"{prefix}: error: {flag_message(e, option_flags(parser))}", 2)
     except RuntimeError as e:
         if not _peer_failure(e):
             raise
@@ -325,6 +341,25 @@ def main(argv=None):
             sys.stdout.flush()
         except BrokenPipeError:  # `pyro-vae plot DIR | head`: the reader has gone; nothing more to say
             _stdout_to_devnull()
+
+
+def _error(line, status):
+    """Print the one-line error and return ``status``. Under torchrun, also write it to the error file
+    torchrun gives each process (``TORCHELASTIC_ERROR_FILE``), so that torchrun's failure summary names
+    it as the root cause instead of pointing at its documentation."""
+    print(line, file=sys.stderr, flush=True)
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        import json
+        import time
+
+        message = {"message": line, "extraInfo": {"py_callstack": line, "timestamp": str(int(time.time()))}}
+        try:
+            with open(path, "w") as f:
+                json.dump({"message": message}, f)
+        except OSError:
+            pass  # the line above is the message; the summary then points at torch's documentation
+    return status
 
 
 def _peer_failure(error):

@@ -3,6 +3,7 @@
 Under ``torchrun`` every process runs this; rank 0 alone locks and writes the run directory and prints.
 """
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -12,24 +13,34 @@ import pyro
 
 from ..data import TORCHVISION_DATASETS
 from ..errors import UserError, check_int
-from ..experiment.build import build_data, build_elbo, build_model, fit_options
+from ..experiment.build import build_data, build_elbo, build_model, fit_options, model_outline, relative_dataset
 from ..experiment.conditional import trainer
 from ..experiment.config import TrainConfig
+from ..experiment.estimates import train_need
 from ..experiment.runs import RunDir, check_writable
 from ..inference import distributed as dist
-from ..inference.memory import check_memory
+from ..inference.em import is_closed_form
 from ..inference.train_state import TrainState
-from .options import POSITIVE_ELBO_NOTE, given_fields, set_threads
+from .options import POSITIVE_ELBO_NOTE, check_resources, given_fields, set_threads
 
-# Flags that may change when a run is resumed: they do not change the model being trained.
-RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "quiet", "device", "threads", "data_dir", "keep_epochs"}
+# Settings that may change when a run is resumed: the number of epochs, the optimiser's step size and
+# clipping (recorded: config.json's "changes", history.csv's lr and clip_norm per epoch), which epochs
+# are kept, and where and how the computation runs. Everything else defines the model or the
+# objective: changing it is a new run.
+RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "keep_epochs", "device", "threads", "data_dir"}
 
 # Flags that only one model uses: given with another model they would be ignored, so they are refused.
 MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae", "labels": "m2", "alpha_scale": "m2"}
 
 
 def run_command(args):
-    """The ``train`` subcommand (see :func:`pyro_vae.cli.parser.add_train_parser`)."""
+    """The ``train`` subcommand (see :func:`pyro_vae.cli.parser.add_train_parser`).
+
+    Everything is checked before anything is written: the flags, the specs, the data, the model
+    against the data and the objective, and the resources (:mod:`pyro_vae.experiment.guard`); only
+    then is the run directory created (a new run) or locked (a resumed one). A resumed run rewrites
+    its ``config.json`` after its first new epoch is saved, never before.
+    """
     given = given_fields(args)
     if args.log:  # an unknown tool or a missing package is refused before anything is read or written
         from .tracking import check_log_spec  # imported only when asked: it loads the plotting helpers
@@ -42,8 +53,11 @@ def run_command(args):
         run = RunDir(args.resume)
         fixed = sorted(set(given) - RESUMABLE)
         if fixed:
-            raise UserError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (it defines the model); "
-                            f"only {', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE))} can")
+            flag = "--" + fixed[0].replace("_", "-")
+            raise UserError(f"{flag} cannot change on --resume: it defines the model or its objective, and the run's "
+                            f"record would no longer be true; train a new run with --out NEW_DIR (the settings of "
+                            f"{run.file('config.json')} and the new {flag}); --resume takes only "
+                            f"{', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE))}")
         device = given.get("device") or run.config().device  # a missing or corrupt run is refused here
         job = dist.from_environment(device)
         if job.is_main:
@@ -56,6 +70,7 @@ def run_command(args):
         run = RunDir(args.out or _default_out())
         if job.is_main:
             run.check_new()  # refuse before loading data; the directory is created only when training starts
+        config.dataset = relative_dataset(config.dataset, run.path)  # a relative npz: relative to the run
     finished = False
     try:
         status = _train(args, given, run, config or run.config(), job)
@@ -78,14 +93,15 @@ def _train(args, given, run, config, job):
         if name in given and config.dataset not in TORCHVISION_DATASETS:
             raise UserError(f"--{name.replace('_', '-')} applies only to --dataset {', '.join(TORCHVISION_DATASETS)}, "
                             f"not {config.dataset}; drop it")
-    state = None
+    state, done = None, 0
     if args.resume:
-        for k, v in given.items():
-            setattr(config, k, v)
-        config.validate()
         if run.has_checkpoint():
             state = run.load_checkpoint()  # fail early, before any data loading, on a bad checkpoint
             done = int(state["epoch"])
+        changed = {k: v for k, v in given.items() if k in RESUMABLE}
+        config = (config.record_changes(changed, done + 1) if done else dataclasses.replace(config, **changed))
+        config.validate()
+        if state is not None:
             if config.epochs < done:
                 raise UserError(f"the run in {run.path} is already at epoch {done}, past --epochs {config.epochs}; "
                                 f"nothing was changed (give --epochs above {done} to train on)")
@@ -97,42 +113,42 @@ def _train(args, given, run, config, job):
         elif not quiet:
             print(f"no epoch of the run in {run.path} finished: training it from the start with its config.json")
     set_threads(config.threads)
-    data = build_data(config)
-    pyro.set_rng_seed(config.seed)
-    vae = build_model(config, data, local_rank=job.local_rank)
+    data = build_data(config, base=run.path)
+    outline = model_outline(config, data)  # the model's shapes on no memory (torch's meta device)
     if "elbo" not in given and not args.resume:  # a resumed run keeps the objective in its config
-        default = vae.default_elbo or (None if vae.mean_field_guide else "trace")
+        default = outline.default_elbo or (None if outline.mean_field_guide else "trace")
         if default is not None:  # e.g. a mixture: em or enum; vae2: meanfield would be refused for its guide
             config.elbo = default
             if not quiet:
                 print(f"--model {config.model}: training with --elbo {config.elbo}")
+    objective = build_elbo(config)
+    check_resources(train_need(outline, data.num_train, len(data.x_test), config.batch_size, objective.num_particles,
+                               config.epochs - done, config.elbo, is_closed_form(objective), model_spec=config.model),
+                    config.device, force=args.force)
+    pyro.set_rng_seed(config.seed)
+    vae = build_model(config, data, local_rank=job.local_rank)
     elbo = build_elbo(config, vae)
     train = trainer(config, vae)  # fit, or M2's semi-supervised loop (its options checked here)
-    if state is not None:  # a config edited to another model is refused before config.json is rewritten
+    if state is not None:  # a config edited to another model is refused before anything is written
         TrainState(vae, config.lr, config.betas, config.adam_eps).load(vae, state, config.lr, config.betas,
                                                                         config.adam_eps, job)
-    rows = elbo.num_particles * min(config.batch_size, data.num_train)
-    fix = (f"lower K in elbo={config.elbo!r} or batch_size={config.batch_size}" if config.elbo.startswith("iwae")
-           else f"lower num_particles={config.num_particles} or batch_size={config.batch_size}")
-    check_memory(vae, rows, fix, param=("elbo", "num_particles", "batch_size"))
+    options = fit_options(config)  # the schedule and the kept epochs: parsed before anything is written
     if job.is_main and not args.resume:
         run.create(config)
-    elif job.is_main:  # epochs, lr, ... may have changed: record what this run now is
-        run.write_json("config.json", config.to_dict())
     if not quiet:
         processes = f", {job.world_size} processes" if job.active else ""
         labels = f" + {data.label_columns} label columns" if data.label_columns else ""
         print(f"training {config.model} on {data.name} ({data.num_train} train / {len(data.x_test)} test, "
               f"D={data.x_dim}{labels}, binarize={data.binarize}) with {config.elbo}{processes}; "
               f"run directory {run.path}")
-    loggers = []
+    callbacks = [ConfigRecord(run, config)] if args.resume and job.is_main else []
     if args.log and job.is_main:
         from .tracking import make_logger
 
-        loggers.append(make_logger(args.log, run, data, config, args.log_images))
+        callbacks.append(make_logger(args.log, run, data, config, args.log_images))
     try:
         history = train(vae, data, elbo, run=run, resume=state is not None, quiet=quiet, distributed=job,
-                      callbacks=loggers, **fit_options(config))
+                      callbacks=callbacks, **options)
     except KeyboardInterrupt:
         if job.is_main:
             saved = "the last finished epoch is saved" if run.has_checkpoint() else "no epoch finished"
@@ -140,8 +156,8 @@ def _train(args, given, run, config, job):
                   f"pyro-vae train --resume {run.path}", file=sys.stderr)
         return 130
     finally:
-        for logger in loggers:
-            logger.close()
+        for callback in callbacks:
+            callback.close()
     if not job.is_main:
         return 0
     summary = _summary(config, data, vae, history)
@@ -153,6 +169,23 @@ def _train(args, given, run, config, job):
             print(POSITIVE_ELBO_NOTE)
     print(f"run directory: {run.path}")
     return 0
+
+
+class ConfigRecord:
+    """``fit``'s callback that rewrites a resumed run's ``config.json`` (its new settings and their
+    ``changes``) once, after the first new epoch's checkpoint is saved: a resume that fails before
+    (a full disk, a bad flag, Ctrl-C) leaves the file as it was, describing the checkpoint."""
+
+    def __init__(self, run, config):
+        self.run, self.config, self.done = run, config, False
+
+    def on_epoch_end(self, epoch, row, vae):
+        if not self.done:
+            self.run.write_json("config.json", self.config.to_dict())
+            self.done = True
+
+    def close(self):
+        pass
 
 
 def _summary(config, data, vae, history):

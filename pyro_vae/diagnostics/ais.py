@@ -45,6 +45,7 @@ DEFAULT_LEAPFROG = 10
 DEFAULT_STEP_SIZE = 0.05  # initial HMC step size (Wu et al.: 0.01), adapted from there by x1.02 / x0.98 a step
 DEFAULT_PILOTS = 1  # chains per data point that adapt the step size for the counted ones (.step_sizes)
 DEFAULT_CHUNK_ROWS = 8192  # chains x images pushed through the networks at once
+BETA_BLOCK = 4096  # betas read at a time by anneal
 SIGMOID_RADIUS = 4.0  # Wu et al.: beta_t = sigmoid(delta (2t/T - 1)), rescaled to [0, 1], delta = 4
 
 
@@ -109,12 +110,13 @@ def anneal(space, u, betas, step_sizes, leapfrog_steps=DEFAULT_LEAPFROG, progres
     log_w = torch.zeros(n, dtype=torch.float64, device=u.device)
     accept_sum = torch.zeros(n, dtype=torch.float64, device=u.device)
     num_steps = betas.numel() - 1
-    beta_list = betas.tolist()
     with torch.no_grad():
         for t in range(1, num_steps + 1):
-            log_w = log_w + weight_increment(beta_list[t - 1], beta_list[t], space.log_joint_minus_q0(state.values))
+            if (t - 1) % BETA_BLOCK == 0:  # the schedule read in blocks: a list of every beta is 4x the tensor
+                block = betas[t - 1 : t + BETA_BLOCK].tolist()
+            beta_prev, beta = block[(t - 1) % BETA_BLOCK], block[(t - 1) % BETA_BLOCK + 1]
+            log_w = log_w + weight_increment(beta_prev, beta, space.log_joint_minus_q0(state.values))
             if t < num_steps:
-                beta = beta_list[t]
                 weights = [1.0 - beta, beta] + [1.0] * (state.values.shape[0] - 2)  # log q0, log p, log|J|
                 state, accept_prob = hmc_transition(state, space.evaluate, weights, step_sizes.current(),
                                                     leapfrog_steps)

@@ -6,11 +6,15 @@ the better bound: when AIS is higher by more than two standard errors of the pai
 L_S understates log p(x) by at least that much; when they agree within their errors, either both
 are close to log p(x) or both are stuck below it, which the BDMC gap (on simulated data) tells
 apart; when AIS is lower, it has not converged with its settings and L_S is the better number.
+Agreement is claimed only when AIS's chains moved: with no HMC transition (one step) or a mean
+acceptance below :data:`MIN_ACCEPTANCE`, AIS is little more than importance sampling from its
+starting distribution with a few draws, and equal numbers say nothing (``inconclusive``).
 """
 
 import math
 
 AGREE_SE = 2.0  # the paired difference counts as zero within this many standard errors
+MIN_ACCEPTANCE = 0.1  # below this mean HMC acceptance (the target is 0.65) the chains have not moved
 
 
 def ais_entry(result, iwae_per_point, num_samples):
@@ -31,8 +35,9 @@ def ais_entry(result, iwae_per_point, num_samples):
 
 def ais_verdict(report):
     """What AIS (and BDMC, when run) say about L_S: ``{"level": ..., "message": ...}`` with level
-    ``understated`` (AIS is higher: L_S is loose by at least the difference), ``agree`` or
-    ``ais-not-converged`` (AIS is lower), or ``bdmc-only`` when only the sandwich ran."""
+    ``understated`` (AIS is higher: L_S is loose by at least the difference), ``agree``,
+    ``inconclusive`` (they agree, but AIS's chains did not move), ``ais-not-converged`` (AIS is
+    lower), or ``bdmc-only`` when only the sandwich ran."""
     parts, level = [], "bdmc-only"
     ais = report.get("ais")
     if ais:
@@ -44,6 +49,12 @@ def ais_verdict(report):
             level = "understated"
             parts.append(f"{what} is {d:.2f} +- {se:.2f} nats above L_{s}: L_{s} understates log p(x) by at "
                          "least that much (AIS is itself a lower bound).")
+        elif d >= -AGREE_SE * se and (ais["num_steps"] < 2 or ais["acceptance_mean"] < MIN_ACCEPTANCE):
+            level = "inconclusive"
+            moves = "made no HMC move (one step)" if ais["num_steps"] < 2 else \
+                f"accepted {ais['acceptance_mean']:.1%} of its HMC moves (target 65%)"
+            parts.append(f"{what} {moves}: its chains did not move, so its {d:+.2f} +- {se:.2f} nats against L_{s} "
+                         "says nothing about log p(x); raise the steps (and check the leapfrog steps).")
         elif d >= -AGREE_SE * se:
             level = "agree"
             parts.append(f"{what} and L_{s} agree within their errors ({d:+.2f} +- {se:.2f} nats).")

@@ -52,22 +52,44 @@ def probe_accuracy(train_features, y_train, test_features, y_test, seed=0):
     return float(clf.score(np.asarray(test_features), np.asarray(y_test)))
 
 
-def probes(model, data):
-    """Linear-probe accuracy of the model's codes, of PCA codes of the same size and of raw pixels."""
+def probe_rows(data, num_test):
+    """``(train rows, test rows)`` the probes use when the report covers the first ``num_test`` test
+    images: the training rows in the data set's own proportion (all of them for the whole test split).
+
+    Example::
+
+        >>> from types import SimpleNamespace
+        >>> data = SimpleNamespace(num_train=4000, x_test=torch.zeros(1000, 1))
+        >>> probe_rows(data, 1000), probe_rows(data, 20)
+        ((4000, 1000), (80, 20))
+    """
+    total = len(data.x_test)
+    num_test = min(num_test, total)
+    return (data.num_train if num_test >= total else min(data.num_train, -(-data.num_train * num_test // total)),
+            num_test)
+
+
+def probes(model, data, num_test=None):
+    """Linear-probe accuracy of the model's codes, of PCA codes of the same size and of raw pixels,
+    on the first ``num_test`` test rows (default all) with the training rows of :func:`probe_rows`."""
     from sklearn.decomposition import PCA
 
     if data.y_train is None or data.y_test is None:
         return {}
+    num_train, num_test = probe_rows(data, len(data.x_test) if num_test is None else num_test)
     device = next(model.parameters()).device
-    x_train = data.served_sample(len(data.x_train))  # as training saw it (one fixed binarisation)
-    x_test = data.x_test
+    x_train = data.served_sample(len(data.x_train))[:num_train]  # as training saw it (one fixed binarisation)
+    y_train, x_test, y_test = data.y_train[:num_train], data.x_test[:num_test], data.y_test[:num_test]
+    if len(torch.unique(y_train)) < 2:  # a classifier needs two classes to fit
+        return {"probe_train_rows": num_train, "probe_test_rows": num_test}
     h_train, h_test = codes(model, x_train.to(device)).cpu(), codes(model, x_test.to(device)).cpu()
-    pca = PCA(n_components=h_train.shape[1], random_state=0).fit(x_train.numpy())
+    pca = PCA(n_components=min(h_train.shape[1], *x_train.shape), random_state=0).fit(x_train.numpy())
     return {
-        "probe_accuracy": probe_accuracy(h_train, data.y_train, h_test, data.y_test),
-        "probe_accuracy_pca": probe_accuracy(pca.transform(x_train.numpy()), data.y_train,
-                                             pca.transform(x_test.numpy()), data.y_test),
-        "probe_accuracy_pixels": probe_accuracy(x_train, data.y_train, x_test, data.y_test),
+        "probe_accuracy": probe_accuracy(h_train, y_train, h_test, y_test),
+        "probe_accuracy_pca": probe_accuracy(pca.transform(x_train.numpy()), y_train,
+                                             pca.transform(x_test.numpy()), y_test),
+        "probe_accuracy_pixels": probe_accuracy(x_train, y_train, x_test, y_test),
+        "probe_train_rows": num_train, "probe_test_rows": num_test,
     }
 
 
@@ -75,7 +97,9 @@ def report(model, data, corruption, seed=0, max_rows=None):
     """The representation keys of ``eval.json`` for any model with a point code or posterior mean.
 
     Reconstruction errors on clean test inputs and on inputs corrupted by ``corruption`` (one seeded
-    draw; the target is always the clean input), code statistics, and the three linear probes.
+    draw; the target is always the clean input), code statistics, and the three linear probes, all
+    on the first ``max_rows`` test rows (default all; the probes then fit on the training rows of
+    :func:`probe_rows`).
     """
     x = data.x_test if max_rows is None else data.x_test[:max_rows]
     device = next(model.parameters()).device
@@ -87,5 +111,5 @@ def report(model, data, corruption, seed=0, max_rows=None):
     out = {"reconstruction_error": clean["nll"], "reconstruction_squared_error": clean["squared_error"],
            "reconstruction_error_corrupted": noisy["nll"],
            "reconstruction_squared_error_corrupted": noisy["squared_error"],
-           "corruption": corruption.spec(), **code_statistics(model, x)}
-    return {**out, **probes(model, data)}
+           "corruption": corruption.spec(), "code_rows": len(x), **code_statistics(model, x)}
+    return {**out, **probes(model, data, len(x))}

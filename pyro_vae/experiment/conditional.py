@@ -30,15 +30,15 @@ def _families(config, z_dim, data_dim):
 
 def _mlp_only(config):
     if config.arch != "mlp":
-        raise UserError(f"--model {config.model} has fully connected networks (the label or the visible pixels "
-                        "enter beside the image); drop --arch conv")
+        raise UserError(f"model={config.model!r} has fully connected networks (the label or the visible pixels "
+                        "enter beside the image); drop arch='conv'", param=("model", "arch"))
 
 
 def _labels_of(data, config):
     """C, after checking that the data set has labels and that they are class indices."""
     if data.y_train is None or data.y_test is None:
-        raise UserError(f"--model {config.model} needs labels, and dataset {data.name} has none (an npz needs "
-                        "y_train and y_test)", param="dataset")
+        raise UserError(f"model={config.model!r} needs labels, and dataset {data.name} has none (an npz needs "
+                        "y_train and y_test)", param=("model", "dataset"))
     num_classes = num_classes_of(data.y_train, data.y_test, data.y_valid)
     for split in ("train", "test", "valid"):
         if getattr(data, f"y_{split}") is not None:
@@ -56,7 +56,7 @@ def _cvae_data(data, config):
 @model("cvae", "class-conditional VAE p(z) p(x | y, z), q(z | x, y); needs labels; bounds on log p(x | y)",
        build=lambda fn, _, ctx: DataBuilder(fn, _cvae_data))
 def build_cvae(config, data):
-    """p(z) p(x | y, z), q(z | x, y): ``ConditionalMLP`` networks of ``--hidden`` with the one-hot label
+    """p(z) p(x | y, z), q(z | x, y): ``ConditionalMLP`` networks of ``hidden`` with the one-hot label
     into both; any prior (not vamp), likelihood and posterior of the tables."""
     _mlp_only(config)
     num_classes, x_dim = data.label_columns, data.x_dim
@@ -89,10 +89,11 @@ def _quadrant_builder(fn, num_visible, ctx):
        example=2, build=_quadrant_builder)
 def build_quadrants(config, data, num_visible):
     """Prior network p(z | x_v), recognition network q(z | x), decoder p(x_h | x_v, z) and the baseline
-    x_v -> x_h, each an MLP of ``--hidden``; ``--posterior`` is the family of p(z | x_v) and q(z | x)."""
+    x_v -> x_h, each an MLP of ``hidden``; ``posterior`` is the family of p(z | x_v) and q(z | x)."""
     _mlp_only(config)
     if config.prior != "normal":
-        raise UserError(f"--model {config.model} has a prior network p(z | x_visible); drop --prior")
+        raise UserError(f"model={config.model!r} has a prior network p(z | x_visible); drop `prior`",
+                        param=("model", "prior"))
     split = QuadrantSplit(data.image_shape, num_visible)
     _, likelihood, posterior = _families(config, config.latent_dim, split.hidden_dim)
     hidden, act, params = list(config.hidden), config.activation, posterior.num_params(config.latent_dim)
@@ -109,7 +110,7 @@ def build_quadrants(config, data, num_visible):
 def _m2_data(data, config):
     num_classes = _labels_of(data, config)
     if config.labels is None:
-        raise UserError("--model m2 learns from a few labels: give labels=N, the number of labelled training "
+        raise UserError("model='m2' learns from a few labels: give labels=N, the number of labelled training "
                         f"images ({num_classes} classes: a multiple of {num_classes})", param="labels")
     m2_split(data, config)  # refuses a bad number of labels before anything is written
     return data
@@ -121,10 +122,10 @@ def m2_split(data, config):
                        seed=config.seed)
 
 
-@model("m2", "semi-supervised M2 (Kingma et al. 2014): q(y | x) learned from --labels N labels, y summed out "
+@model("m2", "semi-supervised M2 (Kingma et al. 2014): q(y | x) learned from N labels (labels=N), y summed out "
        "exactly elsewhere; bounds on log p(x)", build=lambda fn, _, ctx: DataBuilder(fn, _m2_data))
 def build_m2(config, data):
-    """M2 with the paper's shape: classifier, encoder and decoder MLPs of ``--hidden`` (one-hot y into
+    """M2 with the paper's shape: classifier, encoder and decoder MLPs of ``hidden`` (one-hot y into
     the encoder and decoder); any prior (not vamp), likelihood and posterior of the tables."""
     _mlp_only(config)
     num_classes, x_dim = num_classes_of(data.y_train, data.y_test, data.y_valid), data.x_dim
@@ -142,15 +143,16 @@ def trainer(config, model):
     :func:`fit_m2` (refusing, in one line, the options its loop does not have)."""
     if not model.classifies:
         return fit
-    unsupported = [(name, flag) for name, flag, default in (
-        ("lr_schedule", "--lr-schedule", "constant"), ("clip_norm", "--clip-norm", None), ("beta", "--beta", 1.0),
-        ("kl_warmup", "--kl-warmup", 0), ("keep_epochs", "--keep-epochs", ""), ("num_particles", "--num-particles", 1),
+    unsupported = [name for name, default in (
+        ("lr_schedule", "constant"), ("clip_norm", None), ("beta", 1.0), ("kl_warmup", 0), ("keep_epochs", ""),
+        ("num_particles", 1),
     ) if getattr(config, name) != default]
     if unsupported:
-        raise UserError(f"--model m2 trains with its own loop (J^alpha of Kingma et al., y summed exactly), which "
-                        f"has no {unsupported[0][1]}; drop it", param=unsupported[0][0])
+        raise UserError(f"model='m2' trains with its own loop (J^alpha of Kingma et al., y summed exactly), which "
+                        f"has no `{unsupported[0]}`; drop it", param=(unsupported[0], "model"))
     if config.elbo != "enum":
-        raise UserError(f"--model m2 sums the label out exactly (--elbo enum); drop --elbo {config.elbo}")
+        raise UserError(f"model='m2' sums the label out exactly (elbo='enum'); drop elbo={config.elbo!r}",
+                        param=("model", "elbo"))
     return functools.partial(fit_m2, config=config)
 
 
@@ -159,7 +161,7 @@ def fit_m2(model, data, elbo, *, config, run=None, resume=False, quiet=False, di
     """``fit``'s signature for M2: the run's split (recorded as ``labels.json``), then
     :func:`~pyro_vae.inference.semisupervised.fit_semisupervised` with alpha = ``config.alpha_scale`` N."""
     if distributed is not None and distributed.active:
-        raise UserError("--model m2 trains in one process; run it without torchrun")
+        raise UserError("model='m2' trains in one process; run it without torchrun", param="model")
     split = m2_split(data, config)
     if run is not None and not resume:
         run.write_json("labels.json", split.to_dict())

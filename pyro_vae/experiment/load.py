@@ -35,9 +35,10 @@ def load_run(path, checkpoint=None, device=None, dataset=None, data_dir=None):
         model-only ``checkpoint.pt``.
     :param device: ``"cpu"`` or ``"cuda"`` instead of the device in the run's config.
     :param dataset: read the data from elsewhere than the run's config says (the same data: e.g.
-        ``"mnist"`` from torchvision's files on a user's machine instead of the npz a benchmark was
-        trained on); the model's data dimension must match.
-    :param data_dir: the root folder of torchvision's data sets for ``dataset``.
+        ``"npz:/data/mnist.npz"`` instead of ``"mnist"``); the model's data dimension must match.
+        A relative ``npz:PATH``, here or in the config, is relative to the run directory.
+    :param data_dir: the folder of ``mnist``, ``fashion-mnist`` and ``kmnist`` (``DIR/mnist.npz``
+        or torchvision's ``DIR/MNIST/raw/*-ubyte``), where the config has none or another.
     :returns: a :class:`LoadedRun` (``model``, ``data``, ``config``, ``history``, ``epoch``, ``run``).
     """
     checkpoint = "checkpoint.pt" if checkpoint is None else checkpoint
@@ -50,13 +51,29 @@ def load_run(path, checkpoint=None, device=None, dataset=None, data_dir=None):
     if data_dir is not None:
         config.data_dir = data_dir
     state = run.load_checkpoint(map_location=device_of(config.device), name=checkpoint)
-    data = build_data(config)
+    data = build_data(config, base=run.path)
     model = build_model(config, data)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as e:
-        raise UserError(f"{run.file(checkpoint)} does not match {run.file('config.json')} "
-                        f"({str(e).splitlines()[0][:100]}); the run is corrupt") from None
+        raise _mismatch(run, checkpoint, model, state["model"], data, dataset, e) from None
     model.eval()
     return LoadedRun(run=run, config=config, data=data, model=model, history=list(state["history"]),
                      epoch=int(state["epoch"]))
+
+
+def _mismatch(run, checkpoint, model, saved, data, dataset, error):
+    """The error for a checkpoint whose tensors do not fit the model built from the config: other
+    data than the run's (``dataset`` given), or a config edited after training."""
+    mine = model.state_dict()
+    shapes = [(k, tuple(v.shape), tuple(mine[k].shape)) for k, v in saved.items()
+              if k in mine and tuple(v.shape) != tuple(mine[k].shape)]
+    example = f" ({shapes[0][0]} is {shapes[0][1]} in the checkpoint, {shapes[0][2]} here)" if shapes else ""
+    if dataset is not None:
+        return UserError(f"dataset={dataset!r} does not fit the run's model: rows of {data.data_dim} values "
+                         f"{tuple(data.image_shape)}, while the checkpoint was trained on other rows{example}; give "
+                         "the same data the run was trained on (its config.json names it), read from another place",
+                         param="dataset")
+    first = " ".join(str(error).split())[:100].rsplit(" ", 1)[0]
+    return UserError(f"{run.file(checkpoint)} does not fit the model built from {run.file('config.json')}"
+                     f"{example or ' (' + first + ')'}; the config was edited after training: restore it")

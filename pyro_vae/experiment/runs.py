@@ -41,20 +41,22 @@ def file_mode():
     return 0o666 & ~mask
 
 
-def write_error(path, error, intact=None):
-    """A one-line :class:`UserError` for a failed write of ``path`` (full disk, read-only directory)."""
+def write_error(path, error, intact=None, param=None):
+    """A one-line :class:`UserError` for a failed write of ``path`` (full disk, read-only directory);
+    ``param`` names the parameters ``intact`` speaks of."""
     reason = error.strerror or type(error).__name__
-    return UserError(f"cannot write {path} ({reason}); {intact or 'any earlier version of it is intact'}")
+    return UserError(f"cannot write {path} ({reason}); {intact or 'any earlier version of it is intact'}",
+                     param=param)
 
 
-def atomic_write_bytes(path, data, intact=None):
+def atomic_write_bytes(path, data, intact=None, param=None):
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``; an ``OSError`` becomes
-    :func:`write_error` (``intact`` says what survived)."""
+    :func:`write_error` (``intact`` says what survived, ``param`` the parameters it names)."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=directory)
     except OSError as e:
-        raise write_error(path, e, intact) from None
+        raise write_error(path, e, intact, param) from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), file_mode())
@@ -66,7 +68,7 @@ def atomic_write_bytes(path, data, intact=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError):
-            raise write_error(path, e, intact) from None
+            raise write_error(path, e, intact, param) from None
         raise
 
 
@@ -115,28 +117,29 @@ class RunDir:
         try:
             names = os.listdir(self.path)
         except OSError as e:
-            raise UserError(f"cannot read {self.path} ({e.strerror}); choose another --out") from None
+            raise UserError(f"cannot read {self.path} ({e.strerror}); choose another `path`", param="path") from None
         return sorted(n for n in names if n != LOCK_FILE and _temporary(n) is None)
 
     def check_new(self):
-        """Refuse, before anything is created, a ``--out`` that cannot hold a new run: an existing run,
+        """Refuse, before anything is created, a ``path`` that cannot hold a new run: an existing run,
         a file, a directory of other files, or a place that cannot be written."""
         if self.exists() or os.path.exists(self.file("checkpoint.pt")):
-            raise UserError(f"{self.path} already holds a run; continue it with --resume {self.path} "
-                            "or choose a new --out")
+            raise UserError(f"{self.path} already holds a run; continue it with resume={self.path!r} "
+                            "or choose a new `path`", param=("resume", "path"))
         if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise UserError(f"--out {self.path} is a file, not a directory; choose a new --out")
+            raise UserError(f"path={self.path!r} is a file, not a directory; choose a new `path`", param="path")
         if os.path.isdir(self.path):
             others = self.foreign_files()
             if others:
                 listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-                raise UserError(f"--out {self.path} is a directory holding other files ({listed}), not a run; "
-                                "choose a new or empty directory")
+                raise UserError(f"path={self.path!r} is a directory holding other files ({listed}), not a run; "
+                                "choose a new or empty directory", param="path")
         existing = os.path.abspath(self.path)
         while not os.path.exists(existing):
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):
-            raise UserError(f"cannot create {self.path}: {existing} is a file, not a directory; choose another --out")
+            raise UserError(f"cannot create {self.path}: {existing} is a file, not a directory; choose another `path`",
+                            param="path")
         check_writable(existing)
 
     def create(self, config):
@@ -145,7 +148,7 @@ class RunDir:
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as e:
-            raise UserError(f"cannot create {self.path} ({e.strerror}); choose another --out") from None
+            raise UserError(f"cannot create {self.path} ({e.strerror}); choose another `path`", param="path") from None
         self.lock()
         self.check_new()  # again, under the lock: another train may have started here meanwhile
         atomic_write_json(self.file("config.json"), config.to_dict())
@@ -196,18 +199,21 @@ class RunDir:
 
     def config(self):
         if not os.path.isdir(self.path):
-            raise UserError(f"run directory {self.path} does not exist; train one with "
-                            f"pyro-vae train --out {self.path}")
+            raise UserError(f"run directory {self.path} does not exist; train a new run there first "
+                            f"(path={self.path!r})", param="path")
         d = self.read_json("config.json")
         if not isinstance(d, dict):
             raise UserError(f"{self.file('config.json')} is not a JSON object; the run is corrupt")
-        return TrainConfig.from_dict(d)
+        try:
+            return TrainConfig.from_dict(d)
+        except UserError as e:  # name the file: the fix is an edit of it
+            raise UserError(f"{self.file('config.json')}: {e}") from None
 
     def read_json(self, name):
         path = self.file(name)
         if not os.path.isfile(path):
             raise UserError(f"{path} is missing: {self.path} is not a pyro_vae run directory "
-                            "(train one with pyro-vae train --out DIR)")
+                            "(train a new run: path=DIR)", param="path")
         try:
             with open(path) as f:
                 return json.load(f)
@@ -230,11 +236,11 @@ class RunDir:
         intact = "the checkpoint of the last saved epoch is intact" if self.has_checkpoint() else \
             "no epoch is saved yet"
         atomic_write_bytes(self.file("checkpoint.pt"), buf.getvalue(),
-                           intact=f"{intact}: make room, then continue with pyro-vae train --resume {self.path}")
+                           intact=f"{intact}: make room, then continue it with resume={self.path!r}", param="resume")
 
     def save_snapshot(self, state):
         """Keep the model of ``state`` (a checkpoint) as ``snapshots/epoch-NNNNN.pt``: parameters,
-        epoch and history, no optimiser (a few MB): evaluate it later with ``--checkpoint``."""
+        epoch and history, no optimiser (a few MB): load it later with ``load_run(path, checkpoint=...)``."""
         os.makedirs(self.file("snapshots"), exist_ok=True)
         path = self.file(os.path.join("snapshots", f"epoch-{int(state['epoch']):05d}.pt"))
         buf = io.BytesIO()
@@ -250,34 +256,58 @@ class RunDir:
         if not os.path.isfile(path) and name != "checkpoint.pt":
             raise UserError(f"{path} is missing; list the run's snapshots with ls {self.file('snapshots')}")
         if not os.path.isfile(path):
-            raise UserError(f"{path} is missing: no epoch of this run finished; start it again with "
-                            "pyro-vae train --out NEW_DIR")
+            raise UserError(f"{path} is missing: no epoch of this run finished; train it from its config "
+                            f"with resume={self.path!r}", param="resume")
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
                 ValueError, AttributeError, TypeError) as e:
-            reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
             raise UserError(f"{path} is not a readable pyro_vae checkpoint (truncated or foreign file: "
-                            f"{reason}); restore it or train again with a new --out") from None
+                            f"{first_sentence(e)}); restore it, or train a new run (path=NEW_DIR)",
+                            param="path") from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"{path} is not a pyro_vae checkpoint (format {CHECKPOINT_FORMAT} expected); "
-                            "train again with a new --out")
+                            "train a new run (path=NEW_DIR)", param="path")
         return state
 
     # --- history -----------------------------------------------------------------------------
 
     def write_history(self, rows):
+        """Write ``history.csv``: one row per epoch, every column any row has (a column that rows of
+        an older version lack is empty there)."""
         if not rows:
             return
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_bytes(self.file("history.csv"), buf.getvalue().encode())
 
     def read_history(self):
+        """The rows of ``history.csv`` as dicts of floats (an empty cell is NaN)."""
         with open(self.file("history.csv"), newline="") as f:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def first_sentence(error, limit=160):
+    """The first sentence of an exception's message, whole words only, at most ``limit`` characters
+    (``...`` where cut), for a one-line message; the exception's type when it has no message.
+
+    Example::
+
+        >>> first_sentence(RuntimeError("Weights only load failed. This file can still be loaded. If you trust it"))
+        'Weights only load failed'
+        >>> first_sentence(ValueError("x" * 5 + " word" * 50), limit=20)
+        'xxxxx word word ...'
+    """
+    text = " ".join(str(error).split())
+    if not text:
+        return type(error).__name__
+    text = re.split(r"(?<=[a-z0-9)])\.(?:\s|$)", text, maxsplit=1)[0]
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def check_writable(directory):

@@ -13,14 +13,30 @@ needs to hook its gradient buckets; one all-reduce per step of a few-MB buffer c
 
 ``gloo`` on CPU, ``nccl`` on CUDA, picked from the device. A job not started by torchrun (no
 ``WORLD_SIZE`` above 1 in the environment) gets :data:`SINGLE`, whose methods do nothing.
+
+Teardown. ``torch._dynamo`` (which ``torch.optim`` imports when the first optimiser is built)
+takes about ten references to the default process group when it is imported after
+``init_process_group`` (torch 2.14: ``sys.getrefcount`` of the group 9 -> 19), so that
+``destroy_process_group()`` no longer destroys it: its gloo threads (``gloo_tcp_loop`` and two
+``pt_gloo_runloop``) were still running when the interpreter shut down, which is where a worker
+could abort (``terminate called without an active exception``). :func:`from_environment`
+therefore imports it first, and :func:`shutdown` checks that the threads are gone
+(:class:`TeardownWarning` if not).
 """
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+GLOO_THREADS = ("gloo_tcp_loop", "pt_gloo_runloop")  # the names gloo's threads give themselves (Linux)
+
+
+class TeardownWarning(RuntimeWarning):
+    """The process group outlived ``destroy_process_group()``: its threads still run at exit."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,8 @@ def from_environment(device=None):
     if world <= 1:
         return SINGLE
     if not dist.is_initialized():
+        import torch._dynamo  # noqa: F401  (before the group: imported after, it keeps the group alive; see above)
+
         cuda = device is not None and torch.device(device).type == "cuda"
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -121,3 +139,25 @@ def shutdown(synchronize=False):
         if synchronize:
             dist.barrier()
         dist.destroy_process_group()
+        left = alive_threads(GLOO_THREADS)
+        if left:
+            warnings.warn(TeardownWarning(f"the process group outlived destroy_process_group(): {', '.join(left)} "
+                                          "still run; something holds a reference to it"), stacklevel=2)
+
+
+def alive_threads(prefixes):
+    """Names of this process's threads that start with one of ``prefixes`` (Linux; [] elsewhere)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return []
+    names = []
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if name.startswith(prefixes):
+            names.append(name)
+    return sorted(names)

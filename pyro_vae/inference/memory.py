@@ -12,7 +12,7 @@ Measured on the 784-400-20 Bernoulli VAE (peak resident memory of one step, 12,8
 rows): 2.7 to 3.0 copies of the decoder's 400 + 784 outputs per row when training (``trace``,
 ``meanfield``, ``iwae:K``), 2.0 to 2.3 for an evaluation chunk. Summing every Linear layer (the
 encoder's too, although it sees only the B data rows) errs on the safe side; the convolutional nets
-(``--arch conv``) add the values their feature maps hold per row (``conv_width``); other layers are
+(``arch='conv'``) add the values their feature maps hold per row (``conv_width``); other layers are
 not counted. :func:`check_memory` refuses a step whose estimate exceeds the memory
 available, so ``num_particles=100000`` is a one-line error instead of the kernel's OOM killer.
 """
@@ -47,7 +47,7 @@ def step_bytes(rows, width, value_bytes=4, copies=COPIES):
 
     Example::
 
-        >>> step_bytes(100000 * 128, 1184)  # --num-particles 100000, batch 128, the 784-400-20 decoder
+        >>> step_bytes(100000 * 128, 1184)  # num_particles=100000, batch 128, the 784-400-20 decoder
         181862400000
     """
     return int(rows) * int(width) * int(value_bytes) * int(copies)

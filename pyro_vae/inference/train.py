@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from .compiled import check_mode
 from .distributed import SINGLE
+from .divergence import DivergenceWatch
 from .em import is_closed_form
 from .enumeration import enumerated_terms
 from .graph_step import GraphLoss
@@ -85,7 +86,13 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
         bit, ``"compiled"`` to float rounding. Objectives without a graph form (``enum``, ``em``, the
         ``jit-*`` ones) always run their own way; programs that cannot be captured run eagerly after one
         :class:`~pyro_vae.inference.compiled.CompiledStepWarning` (see :mod:`~pyro_vae.inference.compiled`).
-    :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays.
+    :raises TrainingDiverged: on a NaN/inf loss; the previous epoch's checkpoint stays. A loss that
+        grows by orders of magnitude without reaching NaN warns once
+        (:class:`~pyro_vae.inference.divergence.DivergenceWarning`).
+
+    Each history row records the epoch's learning rate (``lr``, after the schedule) and gradient
+    clipping (``clip_norm``, NaN when off) beside the losses, so a run resumed with other settings
+    keeps a true record of every epoch.
 
     Example::
 
@@ -127,13 +134,15 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
     graph = GraphLoss(vae, elbo, state.params, num_data, mode=step, kl_input=beta != 1.0 or bool(kl_warmup))
     svi_step = SVIStep(vae, elbo, state.optimizer, num_data, clip_norm, distributed if distributed.active else None,
                        graph=graph)
+    watch = DivergenceWatch(state.history[0]["train_loss"] if state.history else None, lr)
 
     bar = tqdm(total=(epochs - state.epoch) * steps_per_epoch, disable=quiet or not sys.stderr.isatty(),
                unit="step", dynamic_ncols=True)
     for epoch in range(state.epoch + 1, epochs + 1):
         scale = kl_kwargs(epoch, beta, kl_warmup)
         compiler.ensure(scale)  # a new kl_scale is a new graph
-        state.set_lr(lr_schedule.lr(epoch, lr) if lr_schedule is not None else lr)
+        epoch_lr = lr_schedule.lr(epoch, lr) if lr_schedule is not None else lr
+        state.set_lr(epoch_lr)
         vae.train()
         t0, losses = time.perf_counter(), []
         for xg in data.batches(global_batch, state.data_rng, drop_last=drop_last):
@@ -143,9 +152,12 @@ def fit(vae, data, elbo, epochs=10, batch_size=128, lr=1e-3, betas=(0.9, 0.999),
                 bar.close()
                 raise _diverged(loss, epoch, len(losses) + 1, run)
             losses.append(loss)
+            if distributed.is_main:
+                watch(loss, epoch, len(losses))
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{statistics.fmean(losses[-20:]):.2f}")
         row = _epoch_row(vae, data, epoch, losses, time.perf_counter() - t0, eval_batch_size, distributed)
+        row.update(lr=float(epoch_lr), clip_norm=float(clip_norm) if clip_norm else math.nan)
         state.history.append(row)
         state.epoch = epoch
         if not quiet:

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ..families.posteriors import Posterior
 from ..families.priors import Prior
+from .nets import layer_multiply_adds, layer_width
 
 _instance_ids = itertools.count()
 
@@ -147,6 +148,18 @@ class LatentModel(nn.Module):
         """EM's closed-form M-step given the E-step's ``responsibilities`` ``(N, K)``; only for
         models with ``supports_em``."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form M-step")
+
+    def activation_width(self):
+        """Values one draw of one data row leaves in the networks: every ``nn.Linear`` layer's outputs
+        and every convolution's feature maps (:func:`~pyro_vae.models.nets.layer_width`). Memory
+        estimates multiply it by the rows a step pushes; a model whose cost is not its layers (a
+        mixture's table of components) overrides it."""
+        return layer_width(self)
+
+    def multiply_adds(self):
+        """Multiply-adds of one draw of one data row through the model's networks, forward
+        (:func:`~pyro_vae.models.nets.layer_multiply_adds`); the unit of the work estimates."""
+        return layer_multiply_adds(self)
 
     def init_from_data(self, x):
         """Called once by the command line's builder with training rows ``x``: a model may start its

@@ -35,6 +35,7 @@ import torch.nn as nn
 
 from ..errors import check_int
 from .base import LatentModel, data_plate, latent_scale
+from .nets import layer_multiply_adds, layer_width
 
 GUIDES = ("exact", "categorical")  # the mixture's q(z | x): Bayes' rule, or an amortised encoder
 DEAD_WEIGHT = 1e-8  # a component with less total responsibility than this keeps its parameters in an M-step
@@ -128,6 +129,16 @@ class MixtureModel(LatentModel):
     def latent_log_prior(self):
         """``log pi_k``, ``(K,)``."""
         return torch.log_softmax(self.weights.logits, -1)
+
+    def activation_width(self):
+        """Per data row, an enumerated or exact step scores it under every component: K x (P + 1)
+        values (P likelihood parameters per component), plus an amortised encoder's layers."""
+        table = self.decoder.table
+        return table.shape[0] * (table.shape[1] + 1) + (0 if self.encoder is None else layer_width(self.encoder))
+
+    def multiply_adds(self):
+        """Per data row, one pass over the K x P table, plus an amortised encoder's layers."""
+        return self.decoder.table.numel() + (0 if self.encoder is None else layer_multiply_adds(self.encoder))
 
     def log_joint_table(self, x):
         """``log p(x_n, z = k)``, ``(B, K)``."""

@@ -1,5 +1,5 @@
 """Plain ``nn.Module`` networks: no Pyro calls here. :class:`MLP` on flat rows, and :class:`ConvEncoder` /
-:class:`ConvDecoder` that read and write the same flat rows as images (``--arch conv``).
+:class:`ConvDecoder` that read and write the same flat rows as images (``arch='conv'``).
 
 Networks act on the last dimension and accept any leading batch dimensions, so a decoder can take
 ``z`` of shape ``(P, B, Z)`` when the ELBO vectorises P particles.
@@ -132,6 +132,9 @@ class ConvEncoder(nn.Module):
         self.in_dim, self.out_dim = c * h * w, out_dim
         #: values per row the convolutions output (for the memory estimate; the head's are counted as Linear)
         self.conv_width = sum(ch * hh * ww for ch, (hh, ww) in zip(channels, sizes[1:], strict=False))
+        #: multiply-adds per row of the convolutions (each output value reads 4 x 4 x its input channels)
+        self.conv_multiply_adds = sum(ch * hh * ww * a * 16 for a, ch, (hh, ww)
+                                      in zip([c, *channels[:-1]], channels, sizes[1:], strict=False))
 
     def forward(self, x):
         lead = x.shape[:-1]
@@ -187,6 +190,10 @@ class ConvDecoder(nn.Module):
         self.image_shape, self.out_shape = tuple(image_shape), (c, h, w)
         self.in_dim, self.out_dim = in_dim, out_dim
         self.conv_width = sum(ch * hh * ww for ch, (hh, ww) in zip(outs, sizes[1:], strict=False))
+        #: multiply-adds per row of the transposed convolutions (each input value spreads over 4 x 4 x its
+        #: output channels)
+        self.conv_multiply_adds = sum(a * hh * ww * b * 16 for a, b, (hh, ww)
+                                      in zip(channels, outs, sizes[:-1], strict=False))
 
     def forward(self, z):
         lead = z.shape[:-1]
@@ -195,6 +202,32 @@ class ConvDecoder(nn.Module):
         maps = self.deconvs(self.activation(features)) if len(self.deconvs) else features  # (N, P C, H, W)
         maps = maps.reshape(-1, self.params, c, h, w).permute(0, 1, 3, 4, 2)  # (N, P, H, W, C): channel-last
         return maps.reshape(*lead, self.out_dim)
+
+
+def layer_width(module):
+    """Values one row leaves in ``module``'s layers: every ``nn.Linear`` layer's outputs plus the
+    feature maps of its convolutional nets (the unit of the memory estimates).
+
+    Example::
+
+        >>> layer_width(MLP(20, [400], 784))
+        1184
+    """
+    return sum(m.out_features for m in module.modules() if isinstance(m, nn.Linear)) + \
+        sum(m.conv_width for m in module.modules() if isinstance(m, (ConvEncoder, ConvDecoder)))
+
+
+def layer_multiply_adds(module):
+    """Multiply-adds of one row through every layer of ``module`` (each ``nn.Linear``'s weights, each
+    convolution's output values times what each reads): the unit of the work estimates.
+
+    Example::
+
+        >>> layer_multiply_adds(MLP(20, [400], 784))
+        321600
+    """
+    return sum(m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear)) + \
+        sum(m.conv_multiply_adds for m in module.modules() if isinstance(m, (ConvEncoder, ConvDecoder)))
 
 
 def _activation(name):

@@ -138,7 +138,7 @@ def training_curves_figure(history, title="Training curves"):
 
     :param list history: per-epoch dicts as in ``history.csv`` (``epoch``, ``train_loss``,
         ``test_elbo``, ``test_reconstruction``, ``test_kl``; nats per data point). ``train_loss`` is
-        the minimised objective (the weighted negative ELBO with ``--beta``/``--kl-warmup``), so it is
+        the minimised objective (the weighted negative ELBO with ``beta``/``kl_warmup``), so it is
         drawn negated, as "train -loss", next to the unweighted test ELBO.
     """
     epochs = [int(r["epoch"]) for r in history]
