@@ -62,12 +62,13 @@ class Likelihood(nn.Module):
     def num_params(self, data_dim):
         return data_dim
 
-    def check_data(self, x, fix=""):
+    def check_data(self, x, fix="", param=None):
         """Raise :class:`UserError` when ``x`` lies outside this likelihood's support; ``fix`` is
-        appended to the message (the caller knows how its user changes the data)."""
+        appended to the message (the caller knows how its user changes the data) and ``param``
+        names the parameters it speaks of."""
         if not bool(self.support.check(x).all()):
             raise UserError(f"{self.spec()} likelihood needs {self.support_hint}, but the data has "
-                            f"other values{fix}")
+                            f"other values{fix}", param=param)
 
     def spec(self):
         """The spec that builds this likelihood (``normal:0.1``); the class name for one that has none."""
