@@ -27,7 +27,7 @@ from .options import POSITIVE_ELBO_NOTE, check_resources, given_fields, set_thre
 # clipping (recorded: config.json's "changes", history.csv's lr and clip_norm per epoch), which epochs
 # are kept, and where and how the computation runs. Everything else defines the model or the
 # objective: changing it is a new run.
-RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "keep_epochs", "device", "threads", "data_dir"}
+RESUMABLE = {"epochs", "lr", "lr_schedule", "clip_norm", "keep_epochs", "device", "threads", "data_dir", "step"}
 
 # Flags that only one model uses: given with another model they would be ignored, so they are refused.
 MODEL_FLAGS = {"sparsity": "sparse-ae", "contraction": "contractive-ae", "labels": "m2", "alpha_scale": "m2"}

@@ -17,6 +17,12 @@ from ..inference.compiled import check_mode
 from ..inference.objectives import make_elbo
 from ..inference.schedules import make_schedule
 
+# Keys that config.json gained after runs had been written without them, with the value that says how
+# those runs were trained: MLP networks, Pyro's interpreter on every step, no labels, no recorded change.
+# Any other missing key is an error. (A conv run stripped of "arch" is then refused by its checkpoint.)
+ADDED_LATER = {"arch": "mlp", "channels": [32, 64], "step": "eager", "labels": None, "alpha_scale": 0.1,
+               "changes": []}
+
 ARCHS = ("mlp", "conv")  # the networks between the data and the latent code (arch)
 
 
@@ -145,11 +151,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         """The config of a ``config.json`` dict: every field present (a missing one is an error naming
-        it and the value a new run would write, never a silent default), no unknown key, all valid."""
+        it and the value a new run would write, never a silent default), no unknown key, all valid.
+        The keys of :data:`ADDED_LATER` alone may be absent: a run written before they existed was
+        trained as their value there says."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"config has unknown keys {unknown}; it was written by another version")
+        d = {**{k: v for k, v in ADDED_LATER.items() if k not in d}, **d}  # a run written before the key existed
         missing = [name for name in known if name not in d]
         if missing:
             fresh = cls().to_dict()

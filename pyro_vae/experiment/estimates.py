@@ -49,8 +49,10 @@ def train_need(model, num_train, num_test, batch_size, num_particles, epochs_lef
                closed_form=False, eval_batch_size=1000, model_spec="vae"):
     """Training ``model`` for ``epochs_left`` more epochs.
 
-    :param num_train: training rows N; :param num_test: test rows, scored after every epoch.
-    :param batch_size: B. :param num_particles: draws per row in a step (K of ``iwae:K``).
+    :param num_train: training rows N.
+    :param num_test: test rows, scored after every epoch.
+    :param batch_size: B.
+    :param num_particles: draws per row in a step (K of ``iwae:K``).
     :param elbo_spec: the objective's spec, named in the advice.
     :param closed_form: EM, which takes every training row in one step.
     :param eval_batch_size: rows of the per-epoch test evaluation.

@@ -20,12 +20,16 @@ takes about ten references to the default process group when it is imported afte
 ``destroy_process_group()`` no longer destroys it: its gloo threads (``gloo_tcp_loop`` and two
 ``pt_gloo_runloop``) were still running when the interpreter shut down, which is where a worker
 could abort (``terminate called without an active exception``). :func:`from_environment`
-therefore imports it first, and :func:`shutdown` checks that the threads are gone
-(:class:`TeardownWarning` if not).
+therefore imports it first. The same holds after a failure: the frames of the exception in flight
+(a collective that raised) hold the group, so :func:`shutdown` clears them before destroying it. It
+then checks that the threads are gone (:class:`TeardownWarning` if not).
 """
 
+import gc
 import math
 import os
+import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 
@@ -138,11 +142,24 @@ def shutdown(synchronize=False):
     if dist.is_initialized():
         if synchronize:
             dist.barrier()
+        _release_failed_frames()
         dist.destroy_process_group()
         left = alive_threads(GLOO_THREADS)
         if left:
             warnings.warn(TeardownWarning(f"the process group outlived destroy_process_group(): {', '.join(left)} "
                                           "still run; something holds a reference to it"), stacklevel=2)
+
+
+def _release_failed_frames():
+    """Clear the locals of the finished frames of the exception in flight (when ``shutdown`` runs in a
+    ``finally`` after a failure): a failed collective's frames hold the process group and its work
+    objects, which would keep the group, and its gloo threads, alive past ``destroy_process_group()``."""
+    error, seen = sys.exc_info()[1], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)  # executing frames are skipped
+        error = error.__cause__ or error.__context__
+    gc.collect()  # the group's cycles, if any
 
 
 def alive_threads(prefixes):

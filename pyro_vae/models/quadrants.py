@@ -54,7 +54,7 @@ def visible_mask(image_shape, num_visible):
         raise UserError(f"quadrants need square grey images (H, W) with H = W >= 2, got image shape {shape}",
                         param="image_shape")
     h, w = shape
-    mask = torch.zeros(h, w, dtype=torch.bool)
+    mask = torch.zeros(h, w, dtype=torch.bool, device="cpu")  # cpu: index arithmetic, also under a meta device
     mask[h // 2 :, : w // 2] = True
     if num_visible >= 2:
         mask[:, : w // 2] = True

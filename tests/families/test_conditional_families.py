@@ -61,8 +61,8 @@ def test_conditional_family_trains(model, prior, likelihood, posterior, elbo, bi
 @pytest.mark.parametrize("overrides, message", [
     (dict(model="cvae", prior="vamp:4"), r"vamp:4 .* no q\(z \| x\)"),
     (dict(model="m2", prior="vamp:4"), r"vamp:4 .* no q\(z \| x\)"),
-    (dict(model="cvae", arch="conv"), r"fully connected networks .* drop --arch conv"),
-    (dict(model="cvae-quadrants:2", prior="mog:3"), r"prior network .* drop --prior"),
+    (dict(model="cvae", arch="conv"), r"fully connected networks .* drop arch='conv'"),
+    (dict(model="cvae-quadrants:2", prior="mog:3"), r"prior network .* drop `prior`"),
     (dict(model="m2", labels=55), r"num_labels=55 is not a multiple of the 10 classes"),
 ])
 def test_conditional_nonsense_is_refused(overrides, message):

@@ -84,11 +84,11 @@ TRAIN_CASES = [
 ARCHS = ["mlp", "conv"]
 
 ERROR_CASES = [
-    (dict(likelihood="bernoulli"), "grey", r"binary data in \{0, 1\}.*--binarize.*cbernoulli"),
+    (dict(likelihood="bernoulli"), "grey", r"binary data in \{0, 1\}.*binarize=.*cbernoulli"),
     (dict(posterior="delta", elbo="iwae:3"), "binary", r"iwae:3 .* point mass"),
     (dict(prior="vamp:4", posterior="delta"), "binary", r"vamp:4 .* delta posterior has no density"),
-    (dict(model="vae2", elbo="meanfield"), "binary", r"--model vae2 .* another order .* elbo='trace'"),
-    (dict(model="vae2", elbo="jit-meanfield"), "binary", r"--model vae2 .* another order"),
+    (dict(model="vae2", elbo="meanfield"), "binary", r"model='vae2' .* another order .* elbo='trace'"),
+    (dict(model="vae2", elbo="jit-meanfield"), "binary", r"model='vae2' .* another order"),
     (dict(model="vae2", prior="vamp:4", elbo="trace"), "binary", r"vamp:4 .* no q\(z \| x\)"),
     (dict(elbo="iwae:3", num_particles=2), "binary", r"drop num_particles=2"),
     (dict(posterior="delta", elbo="iwae-dreg:3"), "binary", r"iwae-dreg:3 .* point mass"),
@@ -105,8 +105,8 @@ ERROR_CASES = [
     (dict(model="mixture:3", elbo="iwae:2"), "binary", r"discrete latent"),
     (dict(model="mixture:3", posterior="categorical", elbo="em"), "binary", r"em needs .* exact posterior"),
     (dict(model="mixture:3", likelihood="laplace", elbo="em"), "grey", r"em needs .* closed-form M-step"),
-    (dict(model="mixture:3", posterior="full"), "binary", r"--posterior exact .* or categorical"),
-    (dict(model="mixture:3", prior="mog:2"), "binary", r"mixture:3 .* drop --prior"),
+    (dict(model="mixture:3", posterior="full"), "binary", r"posterior='exact' .* or posterior='categorical'"),
+    (dict(model="mixture:3", prior="mog:2"), "binary", r"mixture:3.* drop `prior`"),
     (dict(model="mixture:0"), "binary", r"mixture:K needs a positive int"),
     (dict(elbo="em", num_particles=2), "binary", r"drop num_particles=2"),
     (dict(elbo="enum:2"), "binary", r"enum takes no argument"),
