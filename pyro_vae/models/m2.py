@@ -42,6 +42,7 @@ from ..families.posteriors import DiagonalNormal
 from ..families.priors import StandardNormal
 from ..labels import one_hot, unpack
 from .base import LatentModel, data_plate, latent_scale
+from .nets import layer_multiply_adds, layer_width
 
 
 class UniformLabels(nn.Module):
@@ -149,6 +150,16 @@ class SemiSupervisedVAE(LatentModel):
         return self.classifier(x).argmax(-1)
 
     # --- evaluation pairs ------------------------------------------------------------------------
+
+    def activation_width(self):
+        """The classifier once, the encoder and decoder once per label: y is summed out (enumerated)
+        in training and inside every importance weight of the bounds."""
+        return layer_width(self.classifier) + self.num_classes * (layer_width(self.encoder) + layer_width(self.decoder))
+
+    def multiply_adds(self):
+        """As :meth:`activation_width`: one classifier pass, an encoder and a decoder pass per label."""
+        return layer_multiply_adds(self.classifier) + self.num_classes * (
+            layer_multiply_adds(self.encoder) + layer_multiply_adds(self.decoder))
 
     def scored_programs(self):
         """The marginal pair: bounds on log p(x) with y summed exactly inside each weight."""

@@ -146,3 +146,16 @@ def test_enumerated_terms_are_the_closed_form_with_exact_z_posteriors(truth):
     terms = m2.enumerated_terms(x)
     assert torch.allclose(terms["elbo"], (log_q.exp() * (log_joint - log_q)).sum(-1), atol=1e-9)
     assert torch.allclose(terms["reconstruction"] - terms["kl"], terms["elbo"])
+
+
+
+def test_the_resource_estimates_count_every_labels_encoder_and_decoder_pass():
+    """y is enumerated: each draw runs the encoder and decoder once per label, the classifier once."""
+    import pyro_vae as pv
+    from pyro_vae.models.nets import layer_multiply_adds, layer_width
+
+    m2 = pv.SemiSupervisedVAE(pv.MLP(16, [8], 3), pv.ConditionalMLP(16, 3, [8], 4), pv.ConditionalMLP(2, 3, [8], 16),
+                              num_classes=3, z_dim=2)
+    assert m2.activation_width() == layer_width(m2.classifier) + 3 * (layer_width(m2.encoder) + layer_width(m2.decoder))
+    assert m2.multiply_adds() == layer_multiply_adds(m2.classifier) + 3 * (
+        layer_multiply_adds(m2.encoder) + layer_multiply_adds(m2.decoder))
