@@ -111,7 +111,7 @@ def _m2_data(data, config):
     num_classes = _labels_of(data, config)
     if config.labels is None:
         raise UserError("model='m2' learns from a few labels: give labels=N, the number of labelled training "
-                        f"images ({num_classes} classes: a multiple of {num_classes})", param="labels")
+                        f"images ({num_classes} classes: a multiple of {num_classes})", param=("model", "labels"))
     m2_split(data, config)  # refuses a bad number of labels before anything is written
     return data
 
