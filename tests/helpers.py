@@ -1,5 +1,7 @@
 """Shared test helpers (import them from here, never from conftest): a small digits VAE, the digits
-as an 8-bit npz file, and a graph step against eager Pyro."""
+as an 8-bit npz file, a graph step against eager Pyro, and a copy of a module's trained run."""
+
+import shutil
 
 import torch
 
@@ -67,3 +69,10 @@ def assert_close(eager, ours, rtol=1e-5):
         assert (a is None) == (b is None)
         if a is not None:
             assert b.stride() == a.stride() and ((a - b).norm() <= rtol * a.norm()), ((a - b).norm(), a.norm())
+
+
+def copy_run(root, tmp_path, name="vae"):
+    """A copy of the run directory ``root / name`` in ``tmp_path``, for a test that changes it."""
+    target = tmp_path / name
+    shutil.copytree(root / name, target)
+    return target

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import UserError
+from ..inference.memory import available_bytes as system_available
 
 ADDRESS_SPACE = 2**47  # bytes: the most a 64-bit Linux process can map (4-level page tables)
 RESERVE = 512 * 2**20  # bytes: libraries loaded during a command (arviz, scikit-learn, matplotlib), allocator slack
@@ -132,23 +133,9 @@ def available_bytes(device=None):
     current size. None when nothing is known."""
     if device is not None and torch.device(device).type == "cuda":
         return torch.cuda.mem_get_info(torch.device(device))[0]
-    limits = [_meminfo_available(), _cgroup_available(), *_rlimit_available()]
+    limits = [system_available(), _cgroup_available(), *_rlimit_available()]  # system: MemAvailable
     known = [n for n in limits if n is not None]
     return max(0, min(known)) if known else None
-
-
-def _meminfo_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _cgroup_available():

@@ -20,17 +20,15 @@ available, so ``num_particles=100000`` is a one-line error instead of the kernel
 import os
 
 import torch
-import torch.nn as nn
 
 from ..errors import UserError
-from ..models.nets import ConvDecoder, ConvEncoder
+from ..models.nets import layer_width
 
 COPIES = 3  # tensors of a layer's output size kept per row: forward, backward, log-density terms
 
 
 def network_width(module):
-    """Sum of the output widths of every ``nn.Linear`` layer in ``module``, plus the feature-map values
-    per row of its convolutional nets: values per row.
+    """Values per row of ``module``'s layers: :func:`~pyro_vae.models.nets.layer_width`.
 
     Example::
 
@@ -38,8 +36,7 @@ def network_width(module):
         >>> network_width(MLP(20, [400], 784))
         1184
     """
-    return sum(m.out_features for m in module.modules() if isinstance(m, nn.Linear)) + \
-        sum(m.conv_width for m in module.modules() if isinstance(m, (ConvEncoder, ConvDecoder)))
+    return layer_width(module)
 
 
 def step_bytes(rows, width, value_bytes=4, copies=COPIES):

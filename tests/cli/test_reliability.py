@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 
@@ -21,6 +20,7 @@ import pytest
 
 from pyro_vae.cli import main
 from pyro_vae.experiment.config import TrainConfig
+from tests.helpers import copy_run
 
 FAST = ["--dataset", "digits", "--hidden", "32", "--latent-dim", "4", "--batch-size", "200", "--quiet",
         "--threads", "1"]
@@ -47,12 +47,6 @@ def base_run(tmp_path_factory):
     assert main(["train", *FAST, "--epochs", "2", "--out", str(root / "vae")]) == 0
     assert main(["train", *FAST, "--model", "ae", "--epochs", "1", "--out", str(root / "ae")]) == 0
     return root
-
-
-def copy_run(base_run, tmp_path, name="vae"):
-    target = tmp_path / name
-    shutil.copytree(base_run / name, target)
-    return target
 
 
 def npz(tmp_path, **arrays):

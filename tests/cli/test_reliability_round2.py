@@ -9,7 +9,6 @@ is a behaviour rather than a refusal.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from pyro_vae.cli import main
+from tests.helpers import copy_run
 
 FAST = ["--dataset", "digits", "--hidden", "32", "--latent-dim", "4", "--batch-size", "200", "--quiet",
         "--threads", "1"]
@@ -54,12 +54,6 @@ def runs(tmp_path_factory):
     assert main(["train", *FAST[2:], "--dataset", "mnist5k", "--epochs", "1", "--out", str(root / "mnist5k")]) == 0
     assert main(["train", *FAST, "--model", "mixture:5", "--epochs", "1", "--out", str(root / "mixture")]) == 0
     return root
-
-
-def copy_run(runs, tmp_path, name="vae"):
-    target = tmp_path / name
-    shutil.copytree(runs / name, target)
-    return target
 
 
 def _new(*args):
